@@ -1,0 +1,102 @@
+"""Self-describing checkpoints: config + weights (+ training state), loaded safely.
+
+A checkpoint is a plain dict::
+
+    {"format": "diarize-eend-eda", "version": 1, "versions": {...},
+     "config": asdict(ExperimentConfig), "model": state_dict,
+     # training checkpoints only:
+     "epoch": int, "step": int, "optimizer": ..., "scheduler": ..., "rng": ..., "history": [...]}
+
+It is always read with ``torch.load(..., weights_only=True)``: a checkpoint is untrusted input.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import diarize
+from diarize.config import ExperimentConfig, from_dict, to_dict
+from diarize.utils import DiarizeError, atomic_path
+
+FORMAT = "diarize-eend-eda"
+VERSION = 1
+
+
+def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, config: ExperimentConfig, **state: Any) -> None:
+    """Write ``model``'s weights, the full ``config`` and any extra training ``state`` atomically."""
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "versions": {"diarize": diarize.__version__, "torch": torch.__version__, "python": platform.python_version()},
+        "config": to_dict(config),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **state,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read and validate a diarize checkpoint (never unpickles arbitrary objects)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DiarizeError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DiarizeError(f"{path}: not a loadable diarize checkpoint ({reason[:200]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise DiarizeError(f"{path}: not a diarize EEND-EDA checkpoint (no '{FORMAT}' format tag)")
+    if ckpt.get("version", 0) > VERSION:
+        raise DiarizeError(f"{path}: checkpoint format version {ckpt['version']} is newer than this diarize ({VERSION})")
+    return ckpt
+
+
+def config_of(ckpt: dict[str, Any]) -> ExperimentConfig:
+    return from_dict(ExperimentConfig, ckpt["config"], where="checkpoint config")
+
+
+def build_model(config: ExperimentConfig) -> torch.nn.Module:
+    from diarize.models import EendEda
+
+    return EendEda(config.features, config.model)
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, ExperimentConfig]:
+    """Rebuild the model of a checkpoint from its own config, in eval mode on ``device``."""
+    ckpt = load_checkpoint(path)
+    config = config_of(ckpt)
+    model = build_model(config)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise DiarizeError(f"{path}: weights do not match the model its config describes ({str(e).splitlines()[0]})") from None
+    return model.to(device).eval(), config
+
+
+def average_checkpoints(paths: list[str | os.PathLike], out: str | os.PathLike) -> None:
+    """Average the model weights of ``paths`` (same config) into a model-only checkpoint."""
+    if not paths:
+        raise DiarizeError("no checkpoint to average")
+    ckpts = [load_checkpoint(p) for p in paths]
+    config = ckpts[0]["config"]
+    for p, c in zip(paths[1:], ckpts[1:]):
+        if c["config"]["model"] != config["model"] or c["config"]["features"] != config["features"]:
+            raise DiarizeError(f"{p}: model config differs from {paths[0]}; cannot average")
+    avg = {}
+    for key, value in ckpts[0]["model"].items():
+        if value.is_floating_point():
+            avg[key] = sum(c["model"][key].double() for c in ckpts).div(len(ckpts)).to(value.dtype)
+        else:
+            avg[key] = value
+    payload = {k: v for k, v in ckpts[-1].items() if k in ("format", "version", "versions", "config", "epoch", "step")}
+    payload["model"] = avg
+    payload["averaged"] = [str(p) for p in paths]
+    with atomic_path(out) as tmp:
+        torch.save(payload, tmp)

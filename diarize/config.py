@@ -1,0 +1,168 @@
+"""Configuration dataclasses. YAML files in ``configs/`` map onto them section by section.
+
+An experiment is an :class:`ExperimentConfig`; its ``asdict`` travels inside every
+checkpoint, so a checkpoint alone rebuilds the model. Unknown keys are an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from diarize.utils import DiarizeError
+
+
+@dataclass(frozen=True)
+class FbankConfig:
+    n_mels: int = 23  # mel bands (EEND uses 23 at 8 kHz; 80 is common at 16 kHz)
+    win_length: int = 400  # samples (25 ms at 16 kHz)
+    hop_length: int = 160  # samples (10 ms at 16 kHz)
+    n_fft: int = 512  # FFT size
+    context: int = 7  # frames spliced on each side (EEND: +-7)
+    subsampling: int = 10  # keep one spliced frame in this many (10 ms x 10 = 100 ms)
+
+
+@dataclass(frozen=True)
+class WavLMConfig:
+    shape: str = "base"  # tiny | base | base_plus | large (architecture only)
+    checkpoint: str = ""  # torchaudio bundle name, HF directory or Microsoft .pt; "" = random init
+    layers: int = 0  # keep hidden states up to this layer (0 = all)
+    frame_shift: float = 0.08  # seconds per output frame (0.02 x an integer)
+    freeze: str = "all"  # all | cnn | none: which part of WavLM stays frozen
+    grad_checkpointing: bool = False  # recompute Transformer layers in backward
+    quantize: bool = False  # dynamic int8 Linear layers (CPU inference only)
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    kind: str = "fbank"  # fbank | wavlm: the frontend turning raw audio into frames
+    sample_rate: int = 16000  # Hz the frontend expects
+    fbank: FbankConfig = field(default_factory=FbankConfig)
+    wavlm: WavLMConfig = field(default_factory=WavLMConfig)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    d_model: int = 256  # Transformer and attractor dimension
+    n_layers: int = 4  # Transformer encoder layers
+    n_heads: int = 4  # attention heads
+    ff_dim: int = 2048  # feed-forward dimension
+    dropout: float = 0.1  # dropout in the encoder
+    max_speakers: int = 8  # cap on attractors decoded at inference
+    attractor_threshold: float = 0.5  # existence probability below which decoding stops
+    shuffle_frames: bool = True  # shuffle frames in time before the EDA encoder (training)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    train_data: str = ""  # diarization directory (wav.scp + rttm) to train on
+    dev_data: str = ""  # diarization directory for validation loss and DER ("" = none)
+    out_dir: str = "exp/default"  # checkpoints, log and resolved config go here
+    chunk_frames: int = 500  # frames per training example
+    batch_size: int = 32  # examples per optimizer step (before accumulation)
+    grad_accum: int = 1  # batches accumulated per optimizer step
+    epochs: int = 50  # passes over the training chunks
+    optimizer: str = "adam"  # adam | adamw
+    lr: float = 1.0  # peak learning rate (a factor of the Noam schedule when scheduler=noam)
+    frontend_lr: float = 0.0  # learning rate of a pretrained frontend (0 = same as lr)
+    scheduler: str = "noam"  # noam | warmup (linear warm-up then constant) | constant
+    warmup_steps: int = 25000  # optimizer steps of warm-up
+    weight_decay: float = 0.0  # AdamW weight decay
+    grad_clip: float = 5.0  # max gradient norm (0 = off)
+    attractor_weight: float = 1.0  # weight of the attractor-existence loss
+    max_speakers: int = 4  # examples with more speakers are dropped from training
+    amp: bool = True  # mixed precision on CUDA (ignored on CPU)
+    num_workers: int = 0  # DataLoader workers
+    seed: int = 777  # seeds data order, initialisation and dropout
+    log_interval: int = 50  # optimizer steps between log lines
+    keep_checkpoints: int = 0  # keep only the newest N epoch checkpoints (0 = all)
+
+
+@dataclass(frozen=True)
+class InferConfig:
+    threshold: float = 0.5  # speech activity threshold on each speaker's posterior
+    median: int = 11  # median filter width in frames (1 = off)
+    min_duration_on: float = 0.0  # seconds: drop shorter turns
+    min_duration_off: float = 0.0  # seconds: fill shorter pauses within a speaker
+    window: float = 0.0  # seconds per window (0 = the training chunk length)
+    hop: float = 0.0  # seconds between windows (0 = half a window)
+    batch_size: int = 8  # windows per forward pass
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    infer: InferConfig = field(default_factory=InferConfig)
+
+
+def from_dict(cls: type, data: dict[str, Any] | None, where: str = "") -> Any:
+    """Build dataclass ``cls`` from a (nested) dict; unknown keys and wrong types raise."""
+    data = data or {}
+    if not isinstance(data, dict):
+        raise DiarizeError(f"{where or cls.__name__}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise DiarizeError(
+            f"{where or cls.__name__}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}" if where else name)
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if origin in (list, tuple):
+        return tp.__origin__(value)
+    if isinstance(tp, type) and not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise DiarizeError(f"{where}: expected {tp.__name__}, got {value!r}")
+    return value
+
+
+def load_config(path: str | os.PathLike | None, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Read a YAML experiment config (sections ``features``, ``model``, ``train``, ``infer``)
+    on top of the defaults, then apply ``overrides`` (same nesting)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise DiarizeError(f"{path}: no such config file")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise DiarizeError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    data = _merge(data, overrides or {})
+    return from_dict(ExperimentConfig, data, where=str(path) if path else "")
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out.get(k) or {}, v) if isinstance(v, dict) else v
+    return out
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def to_yaml(config: Any) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
