@@ -86,7 +86,7 @@ def average_checkpoints(paths: list[str | os.PathLike], out: str | os.PathLike) 
         raise DiarizeError("no checkpoint to average")
     ckpts = [load_checkpoint(p) for p in paths]
     config = ckpts[0]["config"]
-    for p, c in zip(paths[1:], ckpts[1:]):
+    for p, c in zip(paths[1:], ckpts[1:], strict=True):
         if c["config"]["model"] != config["model"] or c["config"]["features"] != config["features"]:
             raise DiarizeError(f"{p}: model config differs from {paths[0]}; cannot average")
     avg = {}
