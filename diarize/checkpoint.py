@@ -32,7 +32,7 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, config: Exp
     payload = {
         "format": FORMAT,
         "version": VERSION,
-        "versions": {"diarize": diarize.__version__, "torch": torch.__version__, "python": platform.python_version()},
+        "versions": {"diarize": diarize.__version__, "torch": str(torch.__version__), "python": platform.python_version()},
         "config": to_dict(config),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **state,
