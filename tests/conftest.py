@@ -20,3 +20,37 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+def write_synthetic_set(root, num_recordings: int = 4, seconds: float = 12.0, seed: int = 0):
+    """A Kaldi-style diarization directory of 2-speaker "conversations": each speaker is a
+    harmonic tone of its own pitch, switched on and off in random turns (some overlap).
+    Returns the directory path."""
+    from pathlib import Path
+
+    import soundfile as sf
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    sr = 16000
+    scp, rttm = [], []
+    for r in range(num_recordings):
+        uri = f"rec{r}"
+        wave = np.zeros(int(seconds * sr), np.float32)
+        t = np.arange(len(wave)) / sr
+        for spk, f0 in enumerate((140.0, 320.0)):
+            voice = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in (1, 2, 3)).astype(np.float32)
+            start = rng.uniform(0, 1.5)
+            while start < seconds - 0.5:
+                end = min(seconds, start + rng.uniform(1.0, 3.0))
+                a, b = int(start * sr), int(end * sr)
+                wave[a:b] += 0.2 * voice[a:b]
+                rttm.append(f"SPEAKER {uri} 1 {start:.3f} {end - start:.3f} <NA> <NA> spk{spk} <NA> <NA>")
+                start = end + rng.uniform(0.5, 3.0)
+        wave += 0.003 * rng.standard_normal(len(wave)).astype(np.float32)
+        sf.write(root / f"{uri}.wav", wave, sr)
+        scp.append(f"{uri} {uri}.wav")
+    (root / "wav.scp").write_text("\n".join(scp) + "\n")
+    (root / "rttm").write_text("\n".join(rttm) + "\n")
+    return root

@@ -1,0 +1,122 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import write_synthetic_set
+
+from diarize.checkpoint import average_checkpoints, load_checkpoint, load_model
+from diarize.config import load_config
+from diarize.train import epoch_checkpoints, train
+from diarize.utils import DiarizeError
+
+
+def tiny_config(tmp_path, data, out="exp", **train):
+    fields = dict(
+        train_data=str(data), dev_data=str(data), out_dir=str(tmp_path / out), chunk_frames=40,
+        batch_size=4, epochs=2, lr=3e-3, scheduler="warmup", warmup_steps=5, log_interval=0, seed=3,
+    )
+    fields.update(train)
+    return load_config(None, {
+        "features": {"fbank": {"n_mels": 16, "context": 2}},
+        "model": {"d_model": 16, "n_layers": 1, "n_heads": 2, "ff_dim": 32},
+        "train": fields,
+    })
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_synthetic_set(tmp_path_factory.mktemp("data"), num_recordings=3, seconds=12.0)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_training_writes_checkpoints_history_and_a_usable_model(tmp_path, data):
+    out = train(tiny_config(tmp_path, data))
+    assert [e for e, _ in epoch_checkpoints(out)] == [1, 2]
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert {"train_loss", "dev_loss", "dev_der", "dev_speaker_count_accuracy"} <= set(history[0])
+    assert (out / "curve.png").stat().st_size > 0 and (out / "train.log").exists()
+    model, config = load_model(out / "checkpoint_epoch2.pt")  # the checkpoint alone is enough
+    assert config.model.d_model == 16
+    probs, attractors = model.infer(torch.zeros(16000))[0]
+    assert probs.shape[0] == 10 and attractors.shape[1] == 16
+
+
+def test_resume_after_a_kill_gives_the_same_parameters(tmp_path, data):
+    straight = train(tiny_config(tmp_path, data, out="straight", epochs=3))
+    # "killed" after epoch 1, then resumed to 3 epochs
+    train(tiny_config(tmp_path, data, out="resumed", epochs=1))
+    resumed = train(tiny_config(tmp_path, data, out="resumed", epochs=3), resume=True)
+    a = load_checkpoint(straight / "checkpoint_epoch3.pt")
+    b = load_checkpoint(resumed / "checkpoint_epoch3.pt")
+    assert a["model"].keys() == b["model"].keys()
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    assert a["history"][-1]["train_loss"] == b["history"][-1]["train_loss"]
+
+
+def test_existing_checkpoints_need_resume(tmp_path, data):
+    train(tiny_config(tmp_path, data, epochs=1, dev_data=""))
+    with pytest.raises(DiarizeError, match="--resume"):
+        train(tiny_config(tmp_path, data, epochs=1, dev_data=""))
+
+
+def test_adaptation_starts_from_init_and_checks_architecture(tmp_path, data):
+    base = train(tiny_config(tmp_path, data, out="base", epochs=1, dev_data=""))
+    init = base / "checkpoint_epoch1.pt"
+    adapted = tiny_config(tmp_path, data, out="adapt", epochs=1, dev_data="", lr=0.0, scheduler="constant")
+    out = train(adapted, init=str(init))
+    before, after = load_checkpoint(init)["model"], load_checkpoint(out / "checkpoint_epoch1.pt")["model"]
+    assert all(torch.equal(before[k], after[k]) for k in before)  # lr 0: weights unchanged
+    other = load_config(None, {"model": {"d_model": 8, "n_heads": 2}, "train": {"train_data": str(data), "out_dir": str(tmp_path / "x")}})
+    with pytest.raises(DiarizeError, match="same architecture"):
+        train(other, init=str(init))
+
+
+def test_average_of_checkpoints(tmp_path, data):
+    out = train(tiny_config(tmp_path, data, dev_data=""))
+    paths = [p for _, p in epoch_checkpoints(out)]
+    average_checkpoints(paths, tmp_path / "avg.pt")
+    avg = load_checkpoint(tmp_path / "avg.pt")["model"]
+    a, b = (load_checkpoint(p)["model"] for p in paths)
+    key = "input_proj.weight"
+    torch.testing.assert_close(avg[key], (a[key] + b[key]) / 2)
+    load_model(tmp_path / "avg.pt")
+
+
+def test_cli_train_bad_config_is_one_line(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("model:\n  layers: 3\n")
+    proc = subprocess.run([sys.executable, "-m", "diarize", "train", "--config", str(cfg)], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and "unknown key(s) layers" in proc.stderr
+
+
+@pytest.mark.slow
+def test_ddp_with_two_gloo_processes(tmp_path, data):
+    cfg = tmp_path / "ddp.yaml"
+    import yaml
+
+    from diarize.config import to_dict
+
+    config = tiny_config(tmp_path, data, out="ddp", epochs=1, dev_data="")
+    cfg.write_text(yaml.safe_dump(to_dict(config)))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+         "-m", "diarize", "train", "--config", str(cfg)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ckpt = load_checkpoint(tmp_path / "ddp" / "checkpoint_epoch1.pt")
+    assert ckpt["epoch"] == 1 and ckpt["step"] > 0
