@@ -1,0 +1,191 @@
+"""DER as md-eval-22.pl: hand-computed cases (each checked against md-eval by hand), and the
+random cross-check of tools/compare_md_eval.py when MD_EVAL points at md-eval-22.pl."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pyannote.core import Annotation, Segment, Timeline
+from pyannote.metrics.diarization import DiarizationErrorRate
+
+from diarize.scoring import FileScore, default_uem, score, score_file, scored_region
+from diarize.utils import DiarizeError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ann(*turns: tuple[float, float, str], uri: str = "f") -> Annotation:
+    """Annotation of (onset, offset, speaker) turns; turns of one speaker may overlap."""
+    a = Annotation(uri=uri)
+    for onset, offset, speaker in turns:
+        seg = Segment(onset, offset)
+        a[seg, a.new_track(seg)] = speaker
+    return a
+
+
+def uem(*regions: tuple[float, float]) -> Timeline:
+    return Timeline([Segment(a, b) for a, b in regions], uri="f")
+
+
+def components(s: FileScore) -> tuple[float, ...]:
+    return tuple(round(x, 9) for x in (s.missed, s.false_alarm, s.confusion, s.scored))
+
+
+def test_perfect_hypothesis_with_other_labels():
+    ref = ann((0, 5, "A"), (5, 10, "B"))
+    hyp = ann((0, 5, "B"), (5, 10, "A"))  # same names, swapped: must map, not match by name
+    s = score_file(ref, hyp, uem((0, 10)), collar=0.0)
+    assert components(s) == (0, 0, 0, 10) and s.der == 0
+
+
+@pytest.mark.parametrize("collar, scored, missed", [(0.0, 10, 1), (0.25, 9.5, 0.75), (0.5, 9, 0.5)])
+def test_collar_is_per_side(collar, scored, missed):
+    ref, hyp = ann((0, 10, "A")), ann((1, 10, "x"))
+    s = score_file(ref, hyp, uem((0, 10)), collar=collar)
+    assert components(s) == (missed, 0, 0, scored)
+    # pyannote.metrics' collar is the total width
+    pyannote = DiarizationErrorRate(collar=2 * collar)(ref, hyp, uem=uem((0, 10)))
+    assert s.der == pytest.approx(100 * pyannote)
+
+
+def test_collar_region_touching_boundaries():
+    region = scored_region(ann((2, 4, "A"), (4, 6, "B")), uem((0, 8)), 0.5, False)
+    assert [(s.start, s.end) for s in region] == [(0, 1.5), (2.5, 3.5), (4.5, 5.5), (6.5, 8)]
+
+
+def test_uem_crops_and_default_uem_is_union_extent():
+    ref, hyp = ann((0, 10, "A")), ann((0, 10, "x"), (12, 14, "y"))
+    assert components(score_file(ref, hyp, uem((0, 10)), collar=0)) == (0, 0, 0, 10)
+    assert default_uem(ref, hyp) == uem((0, 14))
+    s = score({"f": ref}, {"f": hyp}, None, collar=0).files["f"]
+    assert components(s) == (0, 2, 0, 10) and s.der == 20
+
+
+def test_overlapping_speech_and_skip_overlap():
+    ref = ann((0, 6, "A"), (4, 9, "B"))
+    hyp = ann((0, 10, "x"))  # x -> A (6 s against 5 s)
+    s = score_file(ref, hyp, uem((0, 10)), collar=0)
+    # [4, 6]: two speakers, one found -> 2 s missed; [6, 9]: B as A -> 3 s; [9, 10]: 1 s FA
+    assert components(s) == (2, 1, 3, 11)
+    s = score_file(ref, hyp, uem((0, 10)), collar=0, skip_overlap=True)
+    assert components(s) == (0, 1, 3, 7)
+
+
+@pytest.mark.parametrize(
+    "collar, skip_overlap, scored",
+    [(0.0, False, 10), (0.25, False, 8.5), (0.0, True, 8)],
+)
+def test_overlapping_turns_of_one_speaker(collar, skip_overlap, scored):
+    # md-eval: the speaker counts once (merged), but collars go around every turn boundary
+    # (0.25 around 0, 4, 6, 10) and -1 drops [4, 6], where two turns overlap
+    ref = ann((0, 6, "A"), (4, 10, "A"))
+    hyp = ann((0, 6, "x"), (4, 10, "x"))
+    s = score_file(ref, hyp, uem((0, 10)), collar=collar, skip_overlap=skip_overlap)
+    assert components(s) == (0, 0, 0, scored)
+    assert (s.ref_speakers, s.hyp_speakers) == (1, 1)
+
+
+def test_empty_and_missing_hypothesis_are_all_missed():
+    refs = {"a": ann((0, 4, "A"), uri="a"), "b": ann((1, 3, "B"), uri="b")}
+    report = score(refs, {"a": Annotation(uri="a")}, None, collar=0)
+    assert components(report.files["a"]) == (4, 0, 0, 4)
+    assert components(report.files["b"]) == (2, 0, 0, 2)
+    assert report.total.der == 100
+    assert report.missing_hypotheses == ("b",)
+
+
+def test_more_hypothesis_than_reference_speakers():
+    ref = ann((0, 10, "A"))
+    hyp = ann((0, 6, "x"), (6, 10, "y"), (10, 12, "z"))
+    s = score_file(ref, hyp, uem((0, 12)), collar=0)
+    assert components(s) == (0, 2, 4, 10) and s.der == 60
+    assert (s.ref_speakers, s.hyp_speakers) == (1, 3)
+
+
+def test_mapping_is_made_on_the_uem_before_collars():
+    # on the whole UEM x overlaps A 3 s, y 2.5 s: md-eval maps x -> A. Inside the collars
+    # y overlaps A more (2 s against 1.5 s), which pyannote's DER would map instead.
+    ref = ann((0, 1, "A"), (2, 3, "A"), (4, 5, "A"), (10, 12.5, "A"))
+    hyp = ann((0, 1, "x"), (2, 3, "x"), (4, 5, "x"), (10, 12.5, "y"))
+    s = score_file(ref, hyp, uem((0, 13)), collar=0.25)
+    assert components(s) == (0, 0, 2, 3.5)  # md-eval-22.pl: 57.14 %
+    assert s.der == pytest.approx(400 / 7)
+    pyannote = DiarizationErrorRate(collar=0.5)(ref, hyp, uem=uem((0, 13)))
+    assert 100 * pyannote == pytest.approx(300 / 7)
+
+
+def test_report_total_json_and_speaker_counts():
+    refs = {"a": ann((0, 4, "A"), (4, 8, "B"), uri="a"), "b": ann((0, 2, "C"), uri="b")}
+    hyps = {"a": ann((0, 8, "x"), uri="a"), "b": ann((0, 2, "y"), uri="b"), "c": ann(uri="c")}
+    report = score(refs, hyps, None, collar=0)
+    assert report.unscored_hypotheses == ("c",)
+    assert components(report.total) == (0, 0, 4, 10)
+    assert report.speaker_count_accuracy == 0.5
+    js = report.to_json()
+    assert js == {
+        "collar": 0,
+        "skip_overlap": False,
+        "files": {
+            "a": {
+                "der": 50.0,
+                "missed": 0.0,
+                "false_alarm": 0.0,
+                "confusion": 4.0,
+                "scored": 8.0,
+                "ref_speakers": 2,
+                "hyp_speakers": 1,
+            },
+            "b": {
+                "der": 0.0,
+                "missed": 0.0,
+                "false_alarm": 0.0,
+                "confusion": 0.0,
+                "scored": 2.0,
+                "ref_speakers": 1,
+                "hyp_speakers": 1,
+            },
+        },
+        "total": {
+            "der": 40.0,
+            "missed": 0.0,
+            "false_alarm": 0.0,
+            "confusion": 4.0,
+            "scored": 10.0,
+            "ref_speakers": 3,
+            "hyp_speakers": 2,
+            "speaker_count_accuracy": 0.5,
+        },
+    }
+    table = report.format_table().splitlines()
+    assert table[1].startswith("a ") and table[-2].startswith("TOTAL")
+    assert "40.00" in table[-2] and "1/2" in table[-1]
+
+
+def test_nothing_scored_is_zero_or_hundred():
+    s = score_file(ann((0, 2, "A")), ann((5, 6, "x")), uem((4, 8)), collar=0)
+    assert components(s) == (0, 1, 0, 0) and s.der == 100
+    assert score_file(ann((0, 2, "A")), ann(), uem((4, 8)), collar=0).der == 0
+
+
+def test_uem_must_cover_every_reference_and_collar_be_valid():
+    with pytest.raises(DiarizeError, match="'b'"):
+        score({"a": ann(uri="a"), "b": ann(uri="b")}, {}, {"a": uem((0, 1))}, collar=0)
+    with pytest.raises(ValueError, match="-1"):
+        score({}, {}, None, collar=-1)
+
+
+@pytest.mark.skipif(
+    not (os.environ.get("MD_EVAL") and shutil.which("perl")),
+    reason="set MD_EVAL to md-eval-22.pl (and have perl) to cross-check",
+)
+def test_agrees_with_md_eval_on_random_pairs():
+    cmd = [sys.executable, str(ROOT / "tools" / "compare_md_eval.py")]
+    cmd += ["--md-eval", os.environ["MD_EVAL"], "--trials", "30", "--seed", "1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "OK" in proc.stdout
