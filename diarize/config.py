@@ -62,13 +62,14 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    train_data: str = ""  # diarization directory (wav.scp + rttm) to train on
+    train_data: str = ""  # diarization directory (wav.scp + rttm) to train on; several: comma-separated
     dev_data: str = ""  # diarization directory for validation loss and DER ("" = none)
     out_dir: str = "exp/default"  # checkpoints, log and resolved config go here
     chunk_frames: int = 500  # frames per training example
     batch_size: int = 32  # examples per optimizer step (before accumulation)
     grad_accum: int = 1  # batches accumulated per optimizer step
     epochs: int = 50  # passes over the training chunks
+    epoch_chunks: int = 0  # chunks drawn (without replacement) per epoch; 0 = all of them
     optimizer: str = "adam"  # adam | adamw
     lr: float = 1.0  # peak learning rate (a factor of the Noam schedule when scheduler=noam)
     frontend_lr: float = 0.0  # learning rate of a pretrained frontend (0 = same as lr)
@@ -94,6 +95,7 @@ class InferConfig:
     window: float = 0.0  # seconds per window (0 = the training chunk length)
     hop: float = 0.0  # seconds between windows (0 = half a window)
     batch_size: int = 8  # windows per forward pass
+    link_threshold: float = 0.5  # similarity above which speakers of two windows are one (unknown count)
 
 
 @dataclass(frozen=True)

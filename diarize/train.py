@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from diarize.checkpoint import build_model, config_of, load_checkpoint, save_checkpoint
@@ -117,34 +117,47 @@ def init_distributed() -> tuple[int, int, torch.device]:
 
 
 # ----------------------------------------------------------------------------- data
-def make_dataset(path: str, config: ExperimentConfig, model: torch.nn.Module):
+def make_dataset(paths: str, config: ExperimentConfig, model: torch.nn.Module):
+    """Chunks of one diarization directory, or of several separated by commas."""
+    from torch.utils.data import ConcatDataset
+
     from diarize.data.dataset import ChunkDataset
     from diarize.data.kaldi import load_diarization_set
 
     t = config.train
-    return ChunkDataset(
-        load_diarization_set(path),
-        model,  # its frame_shift and num_frames set the label rate
-        chunk_frames=t.chunk_frames,
-        sample_rate=config.features.sample_rate,
-        max_speakers=t.max_speakers,
-    )
+    sets = [
+        ChunkDataset(
+            load_diarization_set(path.strip()),
+            model,  # its frame_shift and num_frames set the label rate
+            chunk_frames=t.chunk_frames,
+            sample_rate=config.features.sample_rate,
+            max_speakers=t.max_speakers,
+        )
+        for path in paths.split(",")
+    ]
+    return sets[0] if len(sets) == 1 else ConcatDataset(sets)
+
+
+def epoch_indices(num_items: int, config: ExperimentConfig, epoch: int, shuffle: bool) -> list[int]:
+    """The chunks of epoch ``epoch``, in order: a permutation drawn from (seed, epoch) only,
+    cut to ``train.epoch_chunks`` when set, so a resumed run sees exactly the batches the
+    uninterrupted run would have seen."""
+    if not shuffle:
+        return list(range(num_items))
+    generator = torch.Generator().manual_seed(config.train.seed * 1000 + epoch)
+    order = torch.randperm(num_items, generator=generator).tolist()
+    return order[: config.train.epoch_chunks] if config.train.epoch_chunks > 0 else order
 
 
 def make_loader(dataset, config: ExperimentConfig, epoch: int, rank: int, world: int, shuffle: bool) -> DataLoader:
-    """The order of epoch ``epoch`` depends on (seed, epoch) only, so a resumed run sees
-    exactly the batches the uninterrupted run would have seen."""
+    """Batches of this process: every ``world``-th chunk of the epoch's order."""
     from diarize.data.dataset import collate
 
     t = config.train
+    indices = epoch_indices(len(dataset), config, epoch, shuffle)
     if world > 1:
-        sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=t.seed)
-        sampler.set_epoch(epoch)
-        return DataLoader(dataset, t.batch_size, sampler=sampler, collate_fn=collate, num_workers=t.num_workers)
-    generator = torch.Generator().manual_seed(t.seed * 1000 + epoch)
-    return DataLoader(
-        dataset, t.batch_size, shuffle=shuffle, generator=generator, collate_fn=collate, num_workers=t.num_workers
-    )
+        indices = indices[: len(indices) // world * world][rank::world]  # equal share per process
+    return DataLoader(dataset, t.batch_size, sampler=indices, collate_fn=collate, num_workers=t.num_workers)
 
 
 # ----------------------------------------------------------------------------- steps

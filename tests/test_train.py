@@ -53,10 +53,10 @@ def test_training_writes_checkpoints_history_and_a_usable_model(tmp_path, data):
 
 
 def test_resume_after_a_kill_gives_the_same_parameters(tmp_path, data):
-    straight = train(tiny_config(tmp_path, data, out="straight", epochs=3))
+    straight = train(tiny_config(tmp_path, data, out="straight", epochs=3, epoch_chunks=6))
     # "killed" after epoch 1, then resumed to 3 epochs
-    train(tiny_config(tmp_path, data, out="resumed", epochs=1))
-    resumed = train(tiny_config(tmp_path, data, out="resumed", epochs=3), resume=True)
+    train(tiny_config(tmp_path, data, out="resumed", epochs=1, epoch_chunks=6))
+    resumed = train(tiny_config(tmp_path, data, out="resumed", epochs=3, epoch_chunks=6), resume=True)
     a = load_checkpoint(straight / "checkpoint_epoch3.pt")
     b = load_checkpoint(resumed / "checkpoint_epoch3.pt")
     assert a["model"].keys() == b["model"].keys()

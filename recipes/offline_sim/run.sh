@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Offline recipe: the default diarize model, from speech that Debian packages provide.
+#
+#   stage 0  single-speaker corpus (flite, festival, espeak-ng, asterisk, codec2 voices)
+#   stage 1  simulated training conversations (1-4 speakers, two pause lengths, noise, reverb)
+#   stage 2  simulated dev conversations of held-out persons (2, 3 and 4 speakers)
+#   stage 3  train EEND-EDA (resumes from its last checkpoint)
+#   stage 4  average the last checkpoints
+#   stage 5  evaluate on the dev sets (collar 0 and 0.25 per side)
+#   stage 6  export the default model into the package (diarize/assets/default.pt)
+#   stage 7  the bundled example recording (held-out persons) under examples/
+#
+# Every stage resumes where it stopped; run it in the background and rerun it after a kill:
+#   nohup bash recipes/offline_sim/run.sh > exp/offline_sim.log 2>&1 &
+#   bash recipes/offline_sim/run.sh --stage 3 --stop-stage 5
+# Runs from the repository root. Needs: apt-get install flite festival festvox-kallpc16k
+# festvox-kdlpc16k festvox-us-slt-hts espeak-ng asterisk-core-sounds-en-wav codec2-examples
+# (stage 0 says which are missing and builds from the rest).
+set -euo pipefail
+
+stage=0
+stop_stage=100
+corpus=data/corpus              # stage 0 output: single-speaker source corpus
+data=data                       # simulated sets go under here
+exp=exp/offline_sim             # training directory
+config=configs/eend_eda_sim.yaml
+workers=2
+train_mixtures=1500             # per pause length (beta)
+train_betas="2 5"               # mean pause lengths in seconds
+dev_mixtures=60                 # per speaker count
+average_last=3
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --stage) stage=$2; shift 2 ;;
+        --stop-stage) stop_stage=$2; shift 2 ;;
+        --exp) exp=$2; shift 2 ;;
+        --workers) workers=$2; shift 2 ;;
+        *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+step() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+say() { echo "=== $(date '+%F %T') stage $*"; }
+
+if step 0; then
+    say "0: source corpus -> $corpus"
+    python tools/build_corpus.py "$corpus" --workers "$workers"
+fi
+
+if step 1; then
+    for beta in $train_betas; do
+        say "1: training mixtures, beta=$beta"
+        diarize simulate "$corpus" "$data/sim_train_b$beta" --num-mixtures "$train_mixtures" \
+            --speakers 1 2 3 4 --beta "$beta" --snr 5 10 15 20 --rir-prob 0.5 \
+            --speaker-list "$corpus/persons_train" --prefix "tr_b$beta" --seed "$beta" --workers "$workers"
+    done
+fi
+
+if step 2; then
+    for n in 2 3 4; do
+        say "2: dev mixtures of held-out persons, $n speakers"
+        diarize simulate "$corpus" "$data/sim_dev$n" --num-mixtures "$dev_mixtures" --speakers "$n" \
+            --beta 2 --snr 10 15 20 --rir-prob 0.5 --speaker-list "$corpus/persons_dev" \
+            --prefix "dev$n" --seed $((100 + n)) --workers "$workers"
+    done
+fi
+
+if step 3; then
+    say "3: train $config -> $exp"
+    train_sets=$(for beta in $train_betas; do printf '%s,' "$data/sim_train_b$beta"; done)
+    diarize train --config "$config" --train-data "${train_sets%,}" --dev-data "$data/sim_dev2" \
+        --out-dir "$exp" --resume
+fi
+
+if step 4; then
+    say "4: average the last $average_last checkpoints"
+    diarize average --exp-dir "$exp" --last "$average_last" -o "$exp/avg.pt"
+fi
+
+if step 5; then
+    for n in 2 3 4; do
+        for collar in 0 0.25; do
+            say "5: evaluate dev$n, collar $collar"
+            diarize evaluate "$data/sim_dev$n" --model "$exp/avg.pt" --collar "$collar" \
+                -o "$exp/eval/dev${n}_collar$collar" | tail -n 3
+        done
+    done
+fi
+
+if step 6; then
+    say "6: export the default model"
+    python tools/export_model.py "$exp/avg.pt" diarize/assets/default.pt
+fi
+
+if step 7; then
+    say "7: bundled example (3 held-out persons)"
+    diarize simulate "$corpus" "$data/example" --num-mixtures 1 --speakers 3 --min-utts 6 --max-utts 8 \
+        --beta 1 --snr 20 --rir-prob 0 --speaker-list "$corpus/persons_dev" --prefix meeting --seed 11
+    python tools/export_example.py "$data/example" examples/meeting
+fi
+say "done"
