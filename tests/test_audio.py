@@ -57,7 +57,12 @@ def test_blocks_have_requested_size(tmp_path):
 def test_info(tmp_path):
     sf.write(tmp_path / "x.wav", np.zeros((8000, 2), np.float32), 8000)
     info = audio_info(tmp_path / "x.wav")
-    assert (info.sample_rate, info.num_samples, info.channels, info.duration) == (8000, 8000, 2, 1.0)
+    assert (info.sample_rate, info.num_samples, info.channels, info.duration) == (
+        8000,
+        8000,
+        2,
+        1.0,
+    )
 
 
 def test_missing_file_names_it(tmp_path):

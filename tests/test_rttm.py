@@ -99,3 +99,14 @@ def test_directory_of_rttms(tmp_path):
         load_rttms(tmp_path)
     with pytest.raises(DiarizeError, match="no such file"):
         load_rttms(tmp_path / "missing.rttm")
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        write_rttm(tmp_path / "p.rttm", Annotation(uri="r"))
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "p.rttm").stat().st_mode & 0o777 == 0o644

@@ -1,0 +1,114 @@
+"""``diarize evaluate``: diarize a whole diarization set and score it (md-eval-exact DER).
+
+Writes to OUTDIR (default ``eval_<DATA name>`` in the current directory):
+``rttm/<uri>.rttm`` per recording, ``all.rttm`` with every recording, and ``der.json`` (the
+scorer's JSON; per-recording files sit in ``rttm/`` so that ``diarize score`` can read the
+folder or ``all.rttm`` alike). Prints the scorer's per-file table and total.
+A recording that fails is reported, scored as all missed, and makes the exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from diarize.cli.run import add_inference_options
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="diarize a data set and score it (DER)",
+        description="Diarize every recording of a diarization set (Kaldi wav.scp + rttm "
+        "[+ uem], or a folder of audio + RTTM) with a checkpoint, write the hypotheses and "
+        "score them as md-eval-22.pl does.",
+    )
+    p.add_argument("data", metavar="DATA", help="diarization set directory")
+    p.add_argument("--model", required=True, metavar="CKPT", help="checkpoint to evaluate")
+    p.add_argument(
+        "--collar",
+        type=float,
+        default=0.25,
+        help="seconds not scored on each side of a boundary (default 0.25)",
+    )
+    p.add_argument("--skip-overlap", action="store_true", help="do not score overlapped speech")
+    p.add_argument("--uem", help="UEM file (default: the set's own uem, else each whole recording)")
+    p.add_argument(
+        "--oracle-num-speakers",
+        action="store_true",
+        help="give each recording its reference speaker count",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="OUTDIR",
+        help="where hypotheses and der.json go (default: eval_<DATA name>)",
+    )
+    add_inference_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from tqdm import tqdm
+
+    from diarize.cli.run import diarize_one, load_for_inference
+    from diarize.data.kaldi import load_diarization_set
+    from diarize.rttm import read_uem, write_rttm
+    from diarize.scoring import score
+    from diarize.utils import DiarizeError, atomic_write
+
+    given = (args.num_speakers, args.min_speakers, args.max_speakers)
+    if args.oracle_num_speakers and any(n is not None for n in given):
+        raise DiarizeError("--oracle-num-speakers excludes --num/min/max-speakers")
+    data = load_diarization_set(args.data)
+    uems = read_uem(args.uem) if args.uem else set_uems(data)
+    model, exp, config = load_for_inference(args)
+    out = Path(args.output or f"eval_{Path(args.data).resolve().name}")
+    hypotheses, failures = {}, []
+    for rec in tqdm(data, desc="recordings", unit="rec", disable=None, file=sys.stderr):
+        if args.oracle_num_speakers:
+            args.num_speakers = len(rec.annotation.labels()) or None
+        try:
+            result = diarize_one(model, exp, config, args, rec.id, Path(rec.path), None)
+        except Exception as e:  # one bad recording must not stop the others
+            failures.append(rec.id)
+            tqdm.write(f"diarize evaluate: {rec.id}: {_one_line(e)}", file=sys.stderr)
+            continue
+        hypotheses[rec.id] = result.annotation
+        write_rttm(out / "rttm" / f"{rec.id}.rttm", result.annotation)
+    write_rttm(out / "all.rttm", list(hypotheses.values()))
+    references = {rec.id: rec.annotation for rec in data}
+    report = score(references, hypotheses, uems, args.collar, args.skip_overlap)
+    with atomic_write(out / "der.json") as f:
+        json.dump(report.to_json(), f, indent=2)
+    print(report.format_table())
+    print(f"hypotheses: {out / 'all.rttm'}, report: {out / 'der.json'}", file=sys.stderr)
+    if failures:
+        print(
+            f"diarize evaluate: {len(failures)} recording(s) failed (scored as missed): {' '.join(failures)}",
+            file=sys.stderr,
+        )
+    return 1 if failures else 0
+
+
+def set_uems(data):
+    """The set's own UEM regions, the whole recording where one has none; ``None`` (the
+    scorer's default region) when no recording has any."""
+    from pyannote.core import Segment, Timeline
+
+    if all(rec.uem is None for rec in data):
+        return None
+    whole = lambda rec: Timeline([Segment(0, rec.duration)], uri=rec.id)  # noqa: E731
+    return {rec.id: rec.uem if rec.uem is not None else whole(rec) for rec in data}
+
+
+def _one_line(e: Exception) -> str:
+    from diarize.utils import DiarizeError
+
+    if isinstance(e, DiarizeError):
+        return str(e)
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"[:300]

@@ -1,0 +1,314 @@
+"""Windows, linking, stitching and post-processing, with a stand-in for the network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from diarize import inference
+from diarize.config import InferConfig
+from diarize.inference import (
+    WindowOutput,
+    constrained_ahc,
+    diarize_file,
+    exclusive,
+    link,
+    postprocess,
+    slide,
+    stitch,
+    window_frames,
+    window_starts,
+)
+from diarize.utils import DiarizeError
+
+SR = 16000
+SPF = 1600  # samples per frame of the stand-in (0.1 s)
+DIM = 16
+
+
+class StandIn:
+    """Fake EEND-EDA. The audio of frame ``f`` holds the value ``(f + 1) / 1024`` (exact in
+    float32), so each window knows where it is; its local speakers are the ground truth's
+    speakers active there, in a random order, with attractors = speaker vector + noise."""
+
+    frame_shift = 0.1
+
+    def __init__(self, truth: np.ndarray, vectors: np.ndarray, seed: int = 0):
+        self.truth, self.vectors = truth, vectors  # (frames, speakers), (speakers, DIM)
+        self.rng = np.random.default_rng(seed)
+        self.calls: list[int] = []  # batch sizes seen
+
+    def num_frames(self, num_samples: int) -> int:
+        return num_samples // SPF
+
+    def infer(self, wave, lengths=None, num_speakers=None, max_speakers=None, threshold=None):
+        self.calls.append(len(wave))
+        out = []
+        for w, n in zip(wave, lengths, strict=True):
+            first = round(float(w[0]) * 1024) - 1
+            frames = int(n) // SPF
+            truth = self.truth[first : first + frames]
+            present = np.flatnonzero(truth.sum(0) >= 3)
+            order = self.rng.permutation(present)[:max_speakers]
+            probs = (
+                0.05 + 0.9 * truth[:, order] + self.rng.uniform(-0.04, 0.04, (frames, len(order)))
+            )
+            att = self.vectors[order] + 0.1 * self.rng.standard_normal((len(order), DIM))
+            out.append(
+                (torch.tensor(probs, dtype=torch.float32), torch.tensor(att, dtype=torch.float32))
+            )
+        return out
+
+
+def turns(frames: int, speakers: int, seed: int) -> np.ndarray:
+    """Ground truth (frames, speakers): each speaker talks in random 2-6 s turns."""
+    rng = np.random.default_rng(seed)
+    truth = np.zeros((frames, speakers), dtype=np.float32)
+    for s in range(speakers):
+        t = int(rng.integers(0, 40))
+        while t < frames:
+            length = int(rng.integers(20, 60))
+            truth[t : t + length, s] = 1
+            t += length + int(rng.integers(30, 150))
+    return truth
+
+
+def position_wave(frames: int) -> np.ndarray:
+    return np.repeat((np.arange(frames, dtype=np.float32) + 1) / 1024, SPF)
+
+
+def same_up_to_relabel(truth: np.ndarray, hyp: np.ndarray) -> float:
+    """Fraction of frames x speakers that agree under the best one-to-one column mapping."""
+    from itertools import permutations
+
+    if hyp.shape[1] != truth.shape[1]:
+        return 0.0
+    return max((truth == hyp[:, list(p)]).mean() for p in permutations(range(hyp.shape[1])))
+
+
+# Windows ------------------------------------------------------------------------------------
+
+
+def test_window_starts_cover_the_recording_exactly():
+    starts = window_starts(1000, 300, 150)
+    assert starts == [0, 150, 300, 450, 600, 700]
+    assert starts[-1] + 300 == 1000
+    assert window_starts(1000, 300, 300) == [0, 300, 600, 700]
+    assert window_starts(300, 300, 150) == [0]
+    assert window_starts(7, 300, 150) == [0]  # short file: one shorter window
+
+
+def test_window_frames_defaults_and_errors():
+    assert window_frames(InferConfig(), 0.1, 500) == (500, 250)
+    assert window_frames(InferConfig(window=20.0, hop=5.0), 0.1, 500) == (200, 50)
+    with pytest.raises(DiarizeError, match="hop"):
+        window_frames(InferConfig(window=2.0, hop=3.0), 0.1, 500)
+    with pytest.raises(DiarizeError, match="shorter than one frame"):
+        window_frames(InferConfig(window=0.01), 0.1, 500)
+
+
+def test_slide_cuts_windows_from_blocks_lazily():
+    audio = np.arange(1000, dtype=np.float32)
+    pulled = []
+
+    def blocks():
+        for i in range(0, 1000, 70):
+            pulled.append(i)
+            yield audio[i : i + 70]
+
+    starts = window_starts(1000, 300, 150)
+    windows = slide(blocks(), starts, 300)
+    first = next(windows)
+    assert np.array_equal(first, audio[:300]) and len(pulled) == 5  # 350 samples read, not 1000
+    rest = list(windows)
+    for start, w in zip(starts[1:], rest, strict=True):
+        assert np.array_equal(w, audio[start : start + 300])
+
+
+# Linking ------------------------------------------------------------------------------------
+
+
+def windows_of(truth: np.ndarray, vectors: np.ndarray, window: int, hop: int, seed: int = 0):
+    """WindowOutputs of the stand-in plus, per window, the true speaker of each local column."""
+    model = StandIn(truth, vectors, seed)
+    wave = position_wave(len(truth))
+    outs, owners = [], []
+    for start in window_starts(len(truth), window, hop):
+        seg = torch.from_numpy(wave[start * SPF : (start + window) * SPF])[None]
+        model.rng = np.random.default_rng(seed + start)
+        present = np.flatnonzero(truth[start : start + window].sum(0) >= 3)
+        owners.append(np.random.default_rng(seed + start).permutation(present))
+        model.rng = np.random.default_rng(seed + start)
+        ((probs, att),) = model.infer(seg, torch.tensor([seg.shape[1]]))
+        outs.append(WindowOutput(start, probs.numpy(), att.numpy()))
+    return outs, owners
+
+
+def mapping(assignment, owners) -> dict[int, set[int]]:
+    """{true speaker: global speakers it was given}."""
+    seen: dict[int, set[int]] = {}
+    for glob, own in zip(assignment, owners, strict=True):
+        for g, o in zip(glob, own, strict=True):
+            seen.setdefault(int(o), set()).add(int(g))
+    return seen
+
+
+def test_link_recovers_speakers_across_permuted_windows(rng):
+    truth, vectors = turns(1200, 4, seed=1), rng.standard_normal((4, DIM))
+    windows, owners = windows_of(truth, vectors, 200, 100)
+    assignment = link(windows, threshold=0.5, link_threshold=0.5)
+    seen = mapping(assignment, owners)
+    assert all(len(g) == 1 for g in seen.values())  # each true speaker one global speaker
+    assert len({g for gs in seen.values() for g in gs}) == 4  # and distinct ones
+
+
+def test_link_respects_cannot_link():
+    vector = np.ones(DIM)  # two speakers with identical attractors, always together
+    probs = np.full((50, 2), 0.9, dtype=np.float32)
+    windows = [WindowOutput(s, probs, np.stack([vector, vector])) for s in (0, 25, 50)]
+    assignment = link(windows, link_threshold=-1.0)
+    for glob in assignment:
+        assert sorted(glob) == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"num_speakers": 2}, {2}),
+        ({"num_speakers": 6}, {6}),
+        ({"max_speakers": 3}, {1, 2, 3}),
+        ({"min_speakers": 5}, {5}),
+        ({}, {4}),
+    ],
+)
+def test_link_respects_speaker_counts(rng, kwargs, expected):
+    truth, vectors = turns(1200, 4, seed=2), rng.standard_normal((4, DIM))
+    windows, _ = windows_of(truth, vectors, 200, 100)
+    assignment = link(windows, link_threshold=0.5, **kwargs)
+    count = max(int(a.max()) for a in assignment if len(a)) + 1
+    assert count in expected
+
+
+def test_link_uses_activity_agreement_on_shared_frames():
+    # Attractors say nothing (orthogonal for everyone); only the shared frames link speakers.
+    a = np.zeros((40, 2), dtype=np.float32)
+    a[:20, 0], a[20:, 1] = 0.9, 0.9  # speaker X then Y
+    b = a[20:].copy()[:, ::-1]  # window 2 starts at frame 20, Y first (column 0), then X never
+    b = np.concatenate([b, np.zeros((20, 2), dtype=np.float32)])
+    b[20:, 1] = 0.9  # X comes back as column 1
+    eye = np.eye(4)
+    windows = [WindowOutput(0, a, eye[:2]), WindowOutput(20, b, eye[2:])]
+    assignment = link(windows, link_threshold=0.2)
+    assert assignment[1][0] == assignment[0][1]  # Y in both windows
+    assert assignment[1][1] != assignment[1][0]
+
+
+def test_link_ignores_negligible_local_speakers():
+    probs = np.zeros((30, 2), dtype=np.float32)
+    probs[:, 0], probs[5, 1] = 0.9, 0.9  # column 1 active in a single frame
+    assignment = link([WindowOutput(0, probs, np.eye(2))])
+    assert assignment[0].tolist() == [0, -1]
+
+
+def test_constrained_ahc_folds_when_cannot_link_blocks_the_count():
+    sim = np.zeros((3, 3))
+    cannot = ~np.eye(3, dtype=bool)  # three speakers of one window
+    labels = constrained_ahc(sim, cannot, 0.5, weight=np.array([5.0, 1.0, 3.0]), num_clusters=2)
+    assert len(set(labels)) == 2 and labels[1] in (labels[0], labels[2])
+
+
+# Stitching and post-processing --------------------------------------------------------------
+
+
+def test_stitch_averages_over_covering_windows():
+    a = WindowOutput(0, np.full((4, 1), 0.2, dtype=np.float32), np.eye(1))
+    b = WindowOutput(2, np.full((4, 2), [0.6, 1.0], dtype=np.float32), np.eye(2))
+    probs = stitch([a, b], [np.array([0]), np.array([0, 1])], 6)
+    np.testing.assert_allclose(probs[:, 0], [0.2, 0.2, 0.4, 0.4, 0.6, 0.6])
+    np.testing.assert_allclose(probs[:, 1], [0, 0, 0.5, 0.5, 1.0, 1.0])  # absent from a: 0
+
+
+def test_postprocess_threshold_median_and_durations():
+    p = np.zeros((30, 1), dtype=np.float32)
+    p[2:10], p[5], p[14] = 0.9, 0.1, 0.9  # a 1-frame hole and a 1-frame blip
+    p[18:20], p[22:28] = 0.9, 0.9
+    act = postprocess(p, InferConfig(threshold=0.5, median=1), 0.1)
+    assert act[5, 0] == 0 and act[14, 0] == 1
+    act = postprocess(p, InferConfig(threshold=0.5, median=3), 0.1)
+    assert (act[2:10, 0] == 1).all() and act[14, 0] == 0
+    assert (act[18:20, 0] == 1).all() and (act[20:22, 0] == 0).all()
+    act = postprocess(p, InferConfig(median=3, min_duration_off=0.3), 0.1)
+    assert (act[18:28, 0] == 1).all()  # 2-frame pause filled
+    assert (act[10:18, 0] == 0).all() and (act[:2, 0] == 0).all()  # long and leading gaps kept
+    act = postprocess(p, InferConfig(median=1, min_duration_on=0.3), 0.1)
+    assert act[14, 0] == 0 and (act[18:20, 0] == 0).all() and (act[22:28, 0] == 1).all()
+    assert (act[2:5, 0] == 1).all()
+
+
+def test_exclusive_keeps_the_most_probable_active_speaker():
+    probs = np.array([[0.9, 0.7], [0.6, 0.8], [0.2, 0.1], [0.3, 0.9]], dtype=np.float32)
+    active = probs > 0.5
+    assert exclusive(probs, active).tolist() == [[1, 0], [0, 1], [0, 0], [0, 1]]
+
+
+# Whole files -----------------------------------------------------------------------------
+
+
+def test_diarize_file_recovers_the_truth_streaming(tmp_path, rng, monkeypatch):
+    frames = 1500  # 150 s
+    truth, vectors = turns(frames, 3, seed=3), rng.standard_normal((3, DIM))
+    wave = position_wave(frames)
+    wave[310 * SPF : 330 * SPF] = 0  # digital silence: nobody speaks there
+    path = tmp_path / "long.wav"
+    sf.write(path, wave, SR, subtype="FLOAT")
+
+    def no_whole_read(*args, **kwargs):
+        raise AssertionError("the whole file must not be read at once")
+
+    monkeypatch.setattr("diarize.audio.load_audio", no_whole_read)
+    monkeypatch.setattr(sf, "read", no_whole_read)
+    blocks = []
+    real_iter_blocks = inference.iter_blocks
+
+    def counting_iter_blocks(*args, **kwargs):
+        for block in real_iter_blocks(*args, **kwargs):
+            blocks.append(len(block))
+            yield block
+
+    monkeypatch.setattr(inference, "iter_blocks", counting_iter_blocks)
+    model = StandIn(truth, vectors)
+    progress = []
+    config = InferConfig(median=1, batch_size=4)
+    result = diarize_file(
+        model, path, config, chunk_frames=200, progress=lambda d, t: progress.append((d, t))
+    )
+
+    assert max(blocks) == 100 * SPF and sum(blocks) == len(wave)  # hop-sized blocks, once
+    assert max(model.calls) == 4 and progress[-1] == (14, 14)
+    assert result.probs.shape == (frames, 3) and result.labels == [
+        "SPEAKER_00",
+        "SPEAKER_01",
+        "SPEAKER_02",
+    ]
+    expected = truth.astype(bool)
+    expected[310:330] = False
+    assert same_up_to_relabel(expected, result.probs > 0.5) > 0.995
+    assert result.annotation.uri == "long" and len(result.annotation.labels()) == 3
+    assert result.duration == pytest.approx(150.0)
+    assert not result.exclusive.get_overlap()  # one speaker at a time
+
+
+def test_diarize_file_short_and_forced_counts(tmp_path, rng):
+    truth, vectors = np.zeros((30, 2), dtype=np.float32), rng.standard_normal((2, DIM))
+    truth[:20, 0], truth[10:, 1] = 1, 1
+    path = tmp_path / "short.wav"
+    sf.write(path, position_wave(30)[: 30 * SPF - 100], SR, subtype="FLOAT")  # 29.9 frames
+    model = StandIn(truth, vectors)
+    result = diarize_file(model, path, InferConfig(median=1), chunk_frames=500)
+    assert model.calls == [1] and result.probs.shape == (29, 2)
+    result = diarize_file(model, path, InferConfig(median=1), num_speakers=1, chunk_frames=500)
+    assert result.probs.shape[1] == 1
+    with pytest.raises(DiarizeError, match="not both"):
+        diarize_file(model, path, InferConfig(), num_speakers=2, max_speakers=3)
