@@ -9,33 +9,43 @@ work, fed what md-eval does differently:
 
 * **Collar, per side.** ``collar`` here is md-eval's ``-c``: that many seconds are removed
   on *each* side of every reference turn boundary (0.25 removes 0.5 s around a boundary).
-  pyannote.metrics' ``collar`` is the *total* width, so we pass ``2 * collar`` to its
-  :meth:`~pyannote.metrics.diarization.DiarizationErrorRate.extrude`. As md-eval, the
-  collars sit around the boundaries of every reference turn as written, including turns of
-  one speaker that overlap (md-eval does not merge them before placing collars).
+  (pyannote.metrics' ``collar`` is the *total* width). The collars sit around the
+  boundaries of every reference turn as written, including turns of one speaker that
+  overlap, as md-eval's ``add_collars_to_uem`` places them (:func:`md_eval_collars`).
 * **Overlapping turns of one speaker** are merged (``Annotation.support()``) before the
   speakers are matched and counted: md-eval counts a speaker once where two of its turns
   overlap. pyannote.metrics would count such a speaker twice (twice the missed time, and
   twice the co-occurrence in the mapping).
-* **Skip-overlap** (md-eval ``-1``) removes every region where two or more reference
-  *turns* overlap, turns of the same speaker included; pyannote's ``extrude`` does exactly
-  that (``Annotation.get_overlap()`` would skip same-speaker overlaps, so it is not used).
-* **Speaker mapping region.** md-eval maps speakers (Hungarian algorithm, maximum total
-  co-occurrence) on the whole UEM, *before* collars and skip-overlap are removed, then
-  scores the region left. pyannote's ``DiarizationErrorRate`` maps on the region left, which
-  gives a different (lower) confusion when collars or skip-overlap change the optimal
-  mapping. We therefore compute the mapping ourselves with ``optimal_mapping(uem=UEM)`` and
-  score the mapped hypothesis with ``IdentificationErrorRate`` on the extruded region.
+* **Skip-overlap** (md-eval ``-1``) removes the regions where two or more reference
+  *turns* overlap, turns of the same speaker included, with md-eval's own region-building
+  rule (:func:`md_eval_skip_overlap`, a port of its ``exclude_overlapping_speech_from_uem``).
+  That rule has a quirk we keep, because published numbers carry it: events of one instant
+  are taken ends first, and a scored region that has just opened at an instant is not
+  closed by an overlap zone opening at that same instant. So where one overlap zone ends
+  exactly where the next begins, the second zone is scored up to the next UEM (or collar)
+  end inside it; if the zone ends first, scoring resumes normally there.
+* **Speaker mapping.** md-eval maps speakers on the whole UEM, *before* collars and
+  skip-overlap are removed, with its own Hungarian routine; pyannote's
+  ``DiarizationErrorRate`` maps on the region left, with SciPy's. The two differ where
+  collars change the best mapping, and where mappings *tie*: md-eval (costs ``-overlap``,
+  pairs that never co-occur cost slightly more than the largest overlap) prefers, among
+  equal totals, the mapping with more mapped pairs, then the first zero found in Perl
+  ``sort`` order of the names. :func:`md_eval_mapping` ports its ``create_speaker_segs``,
+  ``map_speakers`` and ``weighted_bipartite_graph_match`` operation by operation (sorted
+  names, same float sums), so ties break identically; no step depends on Perl's hash
+  order (md-eval sorts the names, and only minima are taken over unsorted keys). The
+  mapped hypothesis is then scored with ``IdentificationErrorRate`` on the region left.
 
 Where md-eval and this module still differ (documented, not tested against):
 
-* when two speaker mappings tie *exactly* on the UEM, md-eval's own Hungarian code and
-  SciPy's may pick different ones, which can change the confusion inside the collars
-  (seen only with times on a coarse grid, e.g. 0.5 s);
-* with skip-overlap, where one overlap region ends at the very instant another begins and
-  the UEM region then ends inside the second one, md-eval scores the second region up to
-  the UEM end: a stale ``$evaluating`` flag in its ``exclude_overlapping_speech_from_uem``
-  (ties in its event sort). We follow the documented rule (overlap is never scored);
+* with skip-overlap, md-eval sorts the events of one instant with comparators that are
+  not symmetric (``$a->{EVENT} eq "BEG"`` returns 1 or "", never -1), so which of a
+  region start and an overlap-zone start at the *same* instant comes first depends on the
+  path of Perl's merge sort through the list. We take ends first, then the events in the
+  order md-eval lists them (overlap zones before UEM regions), which is what Perl gives in
+  every trial of the cross-check so far; a hand-built case where it is not: reference A 0-10 s, B 2-10 s, UEM 2-5 s,
+  collar 0, ``-1`` -- md-eval scores 2-5 s (6 s, 3 s missed against a one-speaker
+  hypothesis), we score nothing. ``tools/compare_md_eval.py`` lists such trials apart;
 * reference turns of zero duration are dropped when the RTTM is read
   (:func:`diarize.rttm.read_rttm`), while md-eval still puts collars around them;
 * md-eval's UEM reader cuts a recording name at its first ``.``; we compare names whole;
@@ -54,7 +64,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pyannote.core import Annotation, Segment, Timeline
-from pyannote.metrics.diarization import DiarizationErrorRate
 from pyannote.metrics.identification import IdentificationErrorRate
 
 from diarize.utils import DiarizeError
@@ -191,12 +200,15 @@ def score_file(
     skip_overlap: bool = False,
 ) -> FileScore:
     """DER components of one recording over ``uem`` (see :func:`score`)."""
-    ref = reference.support().rename_labels(generator="string")
-    hyp = hypothesis.support().rename_labels(generator="int")  # never equal to a ref label
-    mapping = speaker_mapping(ref, hyp, uem)
+    ref_names = {label: f"r{i}" for i, label in enumerate(reference.labels())}
+    hyp_names = {label: f"h{i}" for i, label in enumerate(hypothesis.labels())}
+    mapping = speaker_mapping(reference, hypothesis, uem)  # ref label -> hyp label
+    hyp_names.update({hyp: ref_names[ref] for ref, hyp in mapping.items()})
+    ref = reference.support().rename_labels(mapping=ref_names)
+    hyp = hypothesis.support().rename_labels(mapping=hyp_names)
     region = scored_region(reference, uem, collar, skip_overlap)
     detail = IdentificationErrorRate().compute_components(
-        ref, hyp.rename_labels(mapping=mapping), uem=region, collar=0.0, skip_overlap=False
+        ref, hyp, uem=region, collar=0.0, skip_overlap=False
     )
     return FileScore(
         missed=detail["missed detection"],
@@ -211,23 +223,37 @@ def score_file(
 def speaker_mapping(
     reference: Annotation, hypothesis: Annotation, uem: Timeline
 ) -> dict[object, object]:
-    """``{hypothesis label: reference label}`` maximising their co-occurrence inside
-    ``uem`` (collars and overlap *not* removed, as md-eval). Pairs that never co-occur
-    are left unmapped. Turns of one speaker must not overlap (use ``support()``)."""
-    if not uem:
-        return {}
-    return DiarizationErrorRate().optimal_mapping(reference, hypothesis, uem=uem)
+    """``{reference label: hypothesis label}`` maximising their co-occurrence inside ``uem``
+    (collars and overlap *not* removed), chosen as md-eval chooses among equal totals
+    (:func:`md_eval_mapping`). Pairs that never co-occur are left unmapped."""
+    refs = {str(label): label for label in reference.labels()}  # md-eval sorts names as text
+    hyps = {str(label): label for label in hypothesis.labels()}
+    pairs = md_eval_mapping(_turns(reference), _turns(hypothesis), _regions(uem))
+    return {refs[ref]: hyps[hyp] for ref, hyp in pairs.items()}
 
 
 def scored_region(
     reference: Annotation, uem: Timeline, collar: float, skip_overlap: bool
 ) -> Timeline:
     """``uem`` less ``collar`` seconds each side of every reference turn boundary, and less
-    the regions where two reference turns overlap when ``skip_overlap``."""
-    if not uem:
-        return Timeline(uri=uem.uri)
-    metric = DiarizationErrorRate()
-    return metric.extrude(uem, reference, collar=2 * collar, skip_overlap=skip_overlap)
+    the regions where two reference turns overlap when ``skip_overlap``, region by region as
+    md-eval builds it (:func:`md_eval_collars`, :func:`md_eval_skip_overlap`)."""
+    regions, turns = _regions(uem), _turns(reference)
+    if collar > 0:
+        regions = md_eval_collars(regions, turns, collar)
+    if skip_overlap:
+        regions = md_eval_skip_overlap(regions, turns)
+    kept = [Segment(a, b) for a, b in regions if b > a + EPSILON]  # as create_speaker_segs
+    return Timeline(kept, uri=uem.uri)
+
+
+def _turns(annotation: Annotation) -> list[tuple[float, float, str]]:
+    """Every turn as written (turns of one speaker may overlap), labels as text."""
+    return [(s.start, s.end, str(label)) for s, _, label in annotation.itertracks(yield_label=True)]
+
+
+def _regions(uem: Timeline) -> list[tuple[float, float]]:
+    return [(s.start, s.end) for s in uem]
 
 
 def default_uem(reference: Annotation, hypothesis: Annotation) -> Timeline:
@@ -281,3 +307,261 @@ def _row(uri: str, s: FileScore, width: int) -> str:
         f"{uri:<{width}}  {s.der:7.2f}  {cell(s.missed):>17}  {cell(s.false_alarm):>17}"
         f"  {cell(s.confusion):>17}  {s.scored:10.2f}  {s.ref_speakers:7d}  {s.hyp_speakers:7d}"
     )
+
+
+# --- md-eval-22.pl ports ---------------------------------------------------------------
+
+EPSILON = 1e-8  # md-eval's $epsilon: event times closer than this are one instant
+_BEG, _END = "BEG", "END"
+Region = tuple[float, float]  # (start, end) in seconds
+Turn = tuple[float, float, str]  # (onset, offset, speaker)
+
+
+def md_eval_mapping(
+    reference: list[Turn], hypothesis: list[Turn], uem: list[Region]
+) -> dict[str, str]:
+    """``{reference speaker: hypothesis speaker}`` as md-eval-22.pl maps them: co-occurrence
+    summed over the segments of ``uem`` (its ``score_speaker_diarization``), then its own
+    Hungarian routine ``weighted_bipartite_graph_match`` on the negated times (its
+    ``map_speakers``). Ported operation by operation so that exact ties, and float sums that
+    differ in the last bit, break as md-eval breaks them."""
+    overlap: dict[str, dict[str, float]] = {}
+    for start, end, refs, hyps in speaker_segments(uem, reference, hypothesis):
+        for ref in refs:  # segments without reference speech add nothing (no hyps loop)
+            row = overlap.setdefault(ref, {})
+            for hyp in hyps:
+                row[hyp] = row.get(hyp, 0.0) + (end - start)
+    cost = {ref: {hyp: -t for hyp, t in row.items()} for ref, row in overlap.items()}
+    return _bipartite_match({ref: row for ref, row in cost.items() if row})
+
+
+def speaker_segments(uem: list[Region], reference: list[Turn], hypothesis: list[Turn]):
+    """md-eval's ``create_speaker_segs``: ``(start, end, reference speakers, hypothesis
+    speakers)`` for each stretch of ``uem`` where the speakers present do not change. Event
+    times within :data:`EPSILON` are one instant, ends before beginnings."""
+    events = [(t, k, "uem", "") for a, b in uem if b > a + EPSILON for t, k in _edges(a, b)]
+    for src, turns in (("ref", reference), ("hyp", hypothesis)):
+        events += [
+            (t, k, src, spk) for on, off, spk in turns if off > on for t, k in _edges(on, off)
+        ]
+    active = {"ref": {}, "hyp": {}}
+    evaluate, tbeg = False, 0.0
+    for time, kind, src, spk in _md_eval_order(events, ends_first=True, epsilon=EPSILON):
+        if evaluate and tbeg < time:
+            yield tbeg, time, frozenset(active["ref"]), frozenset(active["hyp"])
+            tbeg = time
+        if src == "uem":
+            evaluate = kind == _BEG
+            tbeg = time if evaluate else tbeg
+            continue
+        count = active[src].get(spk, 0) + (1 if kind == _BEG else -1)
+        if count:
+            active[src][spk] = count
+        else:
+            active[src].pop(spk, None)
+
+
+def _md_eval_order(events: list, ends_first: bool, epsilon: float = 0.0) -> list:
+    """``events`` (time, kind, ...) in md-eval's sort order: by time, and at one instant
+    (times within ``epsilon``) ends before beginnings (``ends_first``) or after, otherwise
+    in list order."""
+    events = sorted(events, key=lambda e: e[0])
+    groups, out = [], []
+    for event in events:
+        if groups and event[0] - groups[-1][-1][0] <= epsilon:
+            groups[-1].append(event)
+        else:
+            groups.append([event])
+    first = _END if ends_first else _BEG
+    for group in groups:
+        out += [e for e in group if e[1] == first] + [e for e in group if e[1] != first]
+    return out
+
+
+def md_eval_collars(uem: list[Region], reference: list[Turn], collar: float) -> list[Region]:
+    """md-eval's ``add_collars_to_uem``: ``uem`` less ``collar`` seconds each side of every
+    reference turn boundary (turns as written, overlapping ones included)."""
+    events = [(t, k) for a, b in uem for t, k in _edges(a, b)]
+    for on, off, _ in reference:
+        for edge in (on, off):
+            events += [(edge - collar, _END), (edge + collar, _BEG)]
+    regions, depth, tbeg = [], 0, 0.0
+    for time, kind in _md_eval_order(events, ends_first=False):
+        if kind == _BEG:
+            depth += 1
+            tbeg = time if depth == 1 else tbeg
+            continue
+        depth -= 1
+        if depth == 0 and time > tbeg:
+            regions.append((tbeg, time))
+    return regions
+
+
+def md_eval_skip_overlap(uem: list[Region], reference: list[Turn]) -> list[Region]:
+    """md-eval's ``exclude_overlapping_speech_from_uem`` (``-1``): ``uem`` less the zones
+    where two or more reference turns overlap. Its rule, kept as is: a region starts where
+    the UEM is open and no zone is, and stops at the next event where the UEM closes or a
+    zone opens *at a later time*; a zone opening at the very instant the region started
+    (one zone ending where the next begins) does not stop it, so the region runs on to the
+    next UEM end, inside the zone, unless the zone ends first."""
+    turn_events = [(t, k) for on, off, _ in reference if off > on for t, k in _edges(on, off)]
+    events, count, zone_start = [], 0, 0.0
+    for time, kind in _md_eval_order(turn_events, ends_first=True):
+        count += 1 if kind == _BEG else -1
+        if kind == _BEG and count == 2:
+            zone_start = time
+        elif kind == _END and count == 1:
+            events += [(zone_start, _BEG, "zone"), (time, _END, "zone")]
+    events += [(t, k, "uem") for a, b in uem if b > a for t, k in _edges(a, b)]
+    regions, open_uem, open_zones, evaluating, tbeg = [], 0, 0, False, 0.0
+    for time, kind, src in _md_eval_order(events, ends_first=True):
+        step = 1 if kind == _BEG else -1
+        open_uem += step if src == "uem" else 0
+        open_zones += step if src == "zone" else 0
+        if evaluating and (open_uem == 0 or open_zones > 0) and time > tbeg:
+            regions.append((tbeg, time))
+            evaluating = False
+        elif open_uem > 0 and open_zones == 0:
+            tbeg, evaluating = time, True
+    return regions
+
+
+def _bipartite_match(score: dict[str, dict[str, float]]) -> dict[str, str]:
+    """md-eval's ``weighted_bipartite_graph_match``: the ``{row: column}`` pairing of least
+    total ``score`` (missing entries cannot pair), rows and columns in Perl ``sort`` order,
+    with its tie-breaking: the first zero in row, then column order wins."""
+    if not score:
+        return {}
+    precision, inf = 1e-12, 1e30
+    rows = sorted(score)
+    cols = sorted({name for row in score.values() for name in row})
+    min_score = min(v for row in score.values() for v in row.values())
+    reverse = len(rows) < len(cols)  # md-eval searches the smaller side as columns
+    cost: dict[str, dict[str, float]] = {}
+    for r in rows:
+        for name, v in score[r].items():
+            a, b = (name, r) if reverse else (r, name)
+            cost.setdefault(a, {})[b] = v - min_score
+    rows = rows + [_unused("miss", score)]
+    cols = cols + [_unused("fa", set(cols))]
+    if reverse:
+        rows, cols = cols, rows
+    nrows, ncols = len(rows), len(cols)
+    n = max(nrows, ncols)
+    no_match = -min_score * (1 + precision)
+
+    def c_at(k: int, c: int) -> float:
+        row = rows[k] if k < nrows else None
+        col = cols[c] if c < ncols else None
+        value = cost.get(row, {}).get(col) if row is not None and col is not None else None
+        return (no_match if value is None else value) - col_min[c]
+
+    col_min = [no_match] * n  # 1. subtract the column minima
+    for c in range(ncols):
+        for row in cost.values():
+            if cols[c] in row and row[cols[c]] < col_min[c]:
+                col_min[c] = row[cols[c]]
+    row_mate: list[int | None] = [None] * n  # 2. initial greedy stage
+    col_mate, row_dec, col_inc, slack = [0] * n, [0.0] * n, [0.0] * n, [inf] * n
+    parent_row, slack_row, unchosen = [-1] * n, [0] * n, []
+    for k in range(n):
+        row_dec[k] = min([no_match, *(c_at(k, c) for c in range(ncols))])
+        free = [c for c in range(n) if c_at(k, c) == row_dec[k] and row_mate[c] is None]
+        if free:
+            col_mate[k], row_mate[free[0]] = free[0], k
+        else:
+            col_mate[k] = -1
+            unchosen.append(k)
+    unmatched = len(unchosen)
+    while unmatched:  # 3. stages: grow a forest of tight edges until a free column
+        k, c = _hungarian_stage(
+            c_at, n, row_mate, row_dec, col_inc, slack, parent_row, slack_row, unchosen, inf
+        )
+        while True:  # update the matching along the alternating path
+            j = col_mate[k]
+            col_mate[k], row_mate[c] = c, k
+            if j < 0:
+                break
+            k, c = parent_row[j], j
+        unmatched -= 1
+        parent_row[:], slack[:] = [-1] * n, [inf] * n
+        unchosen[:] = [k for k in range(n) if col_mate[k] < 0]
+    if not _check_matching(c_at, n, col_mate, row_dec, col_inc, precision):
+        return {}  # md-eval warns "BGM: ..." and maps nobody
+    mapping = {}
+    for c, k in enumerate(row_mate):
+        row, col = rows[k] if k < nrows else None, cols[c] if c < ncols else None
+        if row is not None and col is not None and col in cost.get(row, {}):
+            mapping.update({col: row} if reverse else {row: col})
+    return mapping
+
+
+def _hungarian_stage(
+    c_at, n, row_mate, row_dec, col_inc, slack, parent_row, slack_row, unchosen, inf
+):
+    """One stage of md-eval's BGM: returns (row k, free column c) to augment from."""
+    q = 0
+    while True:
+        while q < len(unchosen):
+            k = unchosen[q]
+            s = row_dec[k]
+            for c in range(n):
+                if slack[c] > 0:
+                    delta = c_at(k, c) - s + col_inc[c]
+                    if delta < slack[c]:
+                        if delta == 0:
+                            if row_mate[c] is None:
+                                return k, c
+                            slack[c], parent_row[c] = 0, k
+                            unchosen.append(row_mate[c])
+                        else:
+                            slack[c], slack_row[c] = delta, k
+            q += 1
+        s = inf  # introduce a new zero by changing row_dec and col_inc
+        for c in range(n):
+            if slack[c] and slack[c] < s:
+                s = slack[c]
+        for k in unchosen:
+            row_dec[k] += s
+        for c in range(n):
+            if not slack[c]:
+                col_inc[c] += s
+                continue
+            slack[c] -= s
+            if slack[c] == 0:
+                k = slack_row[c]
+                if row_mate[c] is None:
+                    for j in range(c + 1, n):
+                        if slack[j] == 0:
+                            col_inc[j] += s
+                    return k, c
+                parent_row[c] = k
+                unchosen.append(row_mate[c])
+
+
+def _check_matching(c_at, n, col_mate, row_dec, col_inc, precision) -> bool:
+    """md-eval's CHECK_RESULT: every reduced cost >= 0 and every row on a tight edge."""
+    for k in range(n):
+        for c in range(n):
+            bound = row_dec[k] - col_inc[c]
+            if c_at(k, c) < bound - precision * max(abs(row_dec[k]), abs(col_inc[c])):
+                return False
+    for k in range(n):
+        c = col_mate[k]
+        if c < 0:
+            return False
+        diff = abs(c_at(k, c) - (row_dec[k] - col_inc[c]))
+        if diff > precision * max(abs(row_dec[k]), abs(col_inc[c])):
+            return False
+    return True
+
+
+def _unused(name: str, taken) -> str:
+    """md-eval's dummy row/column name: ``name`` with "0"s appended until unused."""
+    while name in taken:
+        name += "0"
+    return name
+
+
+def _edges(start: float, end: float) -> tuple[tuple[float, str], tuple[float, str]]:
+    return (start, _BEG), (end, _END)

@@ -13,7 +13,14 @@ import pytest
 from pyannote.core import Annotation, Segment, Timeline
 from pyannote.metrics.diarization import DiarizationErrorRate
 
-from diarize.scoring import FileScore, default_uem, score, score_file, scored_region
+from diarize.scoring import (
+    FileScore,
+    default_uem,
+    score,
+    score_file,
+    scored_region,
+    speaker_mapping,
+)
 from diarize.utils import DiarizeError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,6 +124,31 @@ def test_mapping_is_made_on_the_uem_before_collars():
     assert s.der == pytest.approx(400 / 7)
     pyannote = DiarizationErrorRate(collar=0.5)(ref, hyp, uem=uem((0, 13)))
     assert 100 * pyannote == pytest.approx(300 / 7)
+
+
+def test_tied_mappings_break_as_md_eval():
+    # x overlaps A 2 s and B 1 s, y overlaps A 1 s: {A: x} and {A: y, B: x} both total 2 s.
+    # md-eval takes the one with more pairs, {A: y, B: x}; SciPy's (pyannote) takes {A: x},
+    # which would give a confusion of 1.25 s inside the collars.
+    ref = ann((0, 3, "A"), (3, 4, "B"))
+    hyp = ann((0, 2, "x"), (2, 3, "y"), (3, 4, "x"))
+    assert speaker_mapping(ref, hyp, uem((0, 4))) == {"A": "y", "B": "x"}
+    s = score_file(ref, hyp, uem((0, 4)), collar=0.25)
+    assert components(s) == (0, 0, 1.75, 3)  # md-eval-22.pl -c 0.25: 58.33 %
+
+
+def test_skip_overlap_abutting_zones_as_md_eval():
+    # overlap zones [2, 5] (A+B) and [5, 8] (A+C) touch at 5 s. md-eval-22.pl -1 reopens
+    # scoring at 5 s and does not close it for the zone opening at that same instant, so with
+    # the UEM ending at 7 s it scores [0, 2] and [5, 7]; with the UEM ending at 9 s the zone's
+    # end (8 s) restarts scoring there: [0, 2] and [8, 9].
+    ref = ann((0, 10, "A"), (2, 5, "B"), (5, 8, "C"))
+    hyp = ann((0, 10, "x"), (6, 10, "y"))
+    assert scored_region(ref, uem((0, 7)), 0, True) == uem((0, 2), (5, 7))
+    s = score_file(ref, hyp, uem((0, 7)), collar=0, skip_overlap=True)
+    assert components(s) == (1, 0, 0, 6)  # md-eval-22.pl -c 0 -1: scored 6 s, missed 1 s
+    s = score_file(ref, hyp, uem((0, 9)), collar=0, skip_overlap=True)
+    assert components(s) == (0, 1, 0, 3)  # md-eval-22.pl -c 0 -1: scored 3 s, FA 1 s
 
 
 def test_report_total_json_and_speaker_counts():

@@ -10,8 +10,10 @@ off, and scores it with both. md-eval is always given a UEM: a random one, or th
 
 It prints the largest absolute difference, in DER points, of the DER and of each of its
 components (as percentages of the scored speaker time), per recording and over all, and
-exits 1 if any is above ``--tolerance`` (0.01). md-eval is not shipped (it is not our code):
-point ``--md-eval`` at a copy of ``md-eval-22.pl``.
+exits 1 if any is above ``--tolerance`` (0.01). Trials over it where md-eval's own result
+hangs on its sort order (see ``sort_tie_defect``) are listed apart, as "md-eval
+skip-overlap defect (documented)", and do not fail the run. md-eval is not shipped (it is
+not our code): point ``--md-eval`` at a copy of ``md-eval-22.pl``.
 
     python tools/compare_md_eval.py --md-eval /path/to/md-eval-22.pl --trials 300 --seed 0
 """
@@ -29,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from diarize.rttm import load_rttms, read_uem
-from diarize.scoring import default_uem, score
+from diarize.scoring import default_uem, md_eval_collars, score
 
 KEYS = ("der", "missed", "false_alarm", "confusion")
 Turn = tuple[float, float, str]  # (onset, offset, speaker)
@@ -238,6 +240,34 @@ def compare_trial(md_eval: str, case: Case, folder: Path) -> tuple[dict[str, flo
     return worst, compared
 
 
+def sort_tie_defect(case: Case) -> bool:
+    """Whether md-eval's ``-1`` result here depends on how Perl's merge sort orders two
+    events of one instant (see ``diarize.scoring``, "Where md-eval and this module still
+    differ"): skip-overlap on and a scored region (UEM less collars) starting at the very
+    instant where two or more reference turns start to overlap."""
+    if not case.skip_overlap:
+        return False
+    uem = case.uem or {}
+    for uri, turns in case.ref.items():
+        both = turns + case.hyp.get(uri, [])  # no UEM: the extent of both, as diarize
+        regions = uem.get(uri) or [(min(t[0] for t in both), max(t[1] for t in both))]
+        if case.collar > 0:
+            regions = md_eval_collars(regions, turns, case.collar)
+        if {a for a, _ in regions} & _overlap_starts(turns):
+            return True
+    return False
+
+
+def _overlap_starts(turns: list[Turn]) -> set[float]:
+    edges = sorted([(on, 1) for on, off, _ in turns] + [(off, -1) for on, off, _ in turns])
+    starts, count = set(), 0
+    for time, step in edges:  # ends (-1) sort before beginnings at one instant
+        count += step
+        if step == 1 and count == 2:
+            starts.add(time)
+    return starts
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--md-eval", required=True, help="path to md-eval-22.pl")
@@ -247,13 +277,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", help="copy the files of failing trials under this folder")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
-    worst, rows, failures = dict.fromkeys(KEYS, 0.0), 0, []
+    worst, rows, failures, defects = dict.fromkeys(KEYS, 0.0), 0, [], []
     for trial in range(args.trials):
         case = random_case(rng)
         with tempfile.TemporaryDirectory() as tmp:
             diff, compared = compare_trial(args.md_eval, case, Path(tmp))
             if max(diff.values()) > args.tolerance:
-                failures.append((trial, diff, case))
+                (defects if sort_tie_defect(case) else failures).append((trial, diff, case))
                 _keep(args.keep, trial, Path(tmp))
         rows += compared
         worst = {k: max(worst[k], diff[k]) for k in KEYS}
@@ -263,10 +293,18 @@ def main(argv: list[str] | None = None) -> int:
             f"skip_overlap={case.skip_overlap} " + _fmt(diff),
             file=sys.stderr,
         )
+    for trial, diff, case in defects:
+        print(
+            f"trial {trial} md-eval skip-overlap defect (documented): collar={case.collar} "
+            + _fmt(diff),
+            file=sys.stderr,
+        )
     print(f"{args.trials} trials, {rows} rows (recordings and totals) compared with md-eval")
     print("max |diarize - md-eval| in DER points: " + _fmt(worst))
     ok = not failures
     print(f"{'OK' if ok else 'FAIL'}: {len(failures)} trial(s) over {args.tolerance} points")
+    if defects:
+        print(f"{len(defects)} more trial(s) over: md-eval skip-overlap defect (documented)")
     return 0 if ok else 1
 
 
