@@ -168,3 +168,22 @@ def test_tiny_model_overfits_two_speakers():
     aligned = labels.gather(2, perm[:, None].expand_as(labels))
     frame_error = ((probs > 0.5).float() != aligned).float().mean().item()
     assert frame_error < 0.02
+
+
+def test_lstm_final_state_equals_packed_lstm():
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    from diarize.models.eend_eda import lstm_final_state
+
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(8, 8, batch_first=True)
+    x = torch.randn(3, 20, 8, requires_grad=True)
+    lengths = torch.tensor([20, 7, 1])
+    _, (h_ref, c_ref) = lstm(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+    h, c = lstm_final_state(lstm, x, lengths)
+    torch.testing.assert_close(h, h_ref, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(c, c_ref, atol=1e-6, rtol=1e-5)
+    (g_ref,) = torch.autograd.grad(h_ref.sum() + c_ref.sum(), x)
+    (g,) = torch.autograd.grad(h.sum() + c.sum(), x)
+    torch.testing.assert_close(g, g_ref, atol=1e-6, rtol=1e-5)
+    assert g[1, 7:].abs().max() == 0  # frames past an item's length do not matter

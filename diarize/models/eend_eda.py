@@ -172,13 +172,43 @@ class EncoderDecoderAttractor(nn.Module):
         if shuffle:
             emb = shuffle_frames(emb, frame_lengths)
         # An item with no frame is encoded from its (zero) first frame.
-        lengths = frame_lengths.clamp(1, emb.shape[1]).cpu()
-        packed = pack_padded_sequence(emb, lengths, batch_first=True, enforce_sorted=False)
-        _, state = self.encoder(packed)  # (h, c), each (1, batch, dim)
+        lengths = frame_lengths.clamp(1, emb.shape[1])
+        if emb.is_cuda:  # cuDNN runs packed sequences fast
+            packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            _, state = self.encoder(packed)  # (h, c), each (1, batch, dim)
+        else:
+            state = lstm_final_state(self.encoder, emb, lengths)
         zeros = emb.new_zeros(emb.shape[0], max(num_attractors, 1), emb.shape[2])
         attractors, _ = self.decoder(zeros, state)  # (batch, attractors, dim)
         attractors = attractors[:, :num_attractors]
         return attractors, self.counter(attractors).squeeze(-1)
+
+
+def lstm_final_state(
+    lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (h, c) a one-layer ``lstm`` reaches after each item's first ``lengths`` frames,
+    as with a packed sequence, computed step by step with the same weights.
+
+    x (batch, frames, dim), lengths (batch,) -> h, c, each (1, batch, hidden).
+    On CPU the packed LSTM's backward slices its input once per frame and allocates a
+    full-size gradient each time (quadratic in frames); here the input projection is one
+    matmul and the frames are unbound once, so training the EDA costs linear time.
+    """
+    if lstm.num_layers != 1 or lstm.bidirectional or not lstm.batch_first:
+        raise ValueError("lstm_final_state needs a one-layer, one-way, batch_first LSTM")
+    gates_x = x @ lstm.weight_ih_l0.T + (lstm.bias_ih_l0 + lstm.bias_hh_l0)  # (batch, frames, 4 hidden)
+    h = x.new_zeros(x.shape[0], lstm.hidden_size)
+    c = x.new_zeros(x.shape[0], lstm.hidden_size)
+    for t, g_x in enumerate(gates_x.unbind(1)):
+        if t >= int(lengths.max()):
+            break
+        i, f, g, o = (g_x + h @ lstm.weight_hh_l0.T).chunk(4, dim=1)
+        c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h_new = torch.sigmoid(o) * torch.tanh(c_new)
+        running = (t < lengths)[:, None]  # (batch, 1): items still inside their frames
+        h, c = torch.where(running, h_new, h), torch.where(running, c_new, c)
+    return h[None], c[None]
 
 
 def shuffle_frames(emb: torch.Tensor, frame_lengths: torch.Tensor) -> torch.Tensor:
