@@ -72,12 +72,21 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     """Rebuild the model of a checkpoint from its own config, in eval mode on ``device``."""
     ckpt = load_checkpoint(path)
     config = config_of(ckpt)
-    model = build_model(config)
+    model = build_model(_without_pretrained_source(config))
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:
         raise DiarizeError(f"{path}: weights do not match the model its config describes ({str(e).splitlines()[0]})") from None
     return model.to(device).eval(), config
+
+
+def _without_pretrained_source(config: ExperimentConfig) -> ExperimentConfig:
+    """The config to rebuild a trained model with: the weights come from the checkpoint,
+    so a pretrained WavLM file named in the config is not read (it may not exist here)."""
+    from dataclasses import replace
+
+    wavlm = replace(config.features.wavlm, checkpoint="")
+    return replace(config, features=replace(config.features, wavlm=wavlm))
 
 
 def average_checkpoints(paths: list[str | os.PathLike], out: str | os.PathLike) -> None:

@@ -13,6 +13,7 @@ import logging
 import os
 import random
 import re
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -278,7 +279,10 @@ def train(config: ExperimentConfig, init: str | None = None, resume: bool = Fals
         model.train()
         loader = make_loader(train_set, config, epoch, rank, world, shuffle=True)
         sums, seen, t0 = {"loss": 0.0, "pit": 0.0, "attractor": 0.0}, 0, time.time()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not is_main, leave=False, dynamic_ncols=True)
+        bar = tqdm(
+            loader, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not is_main, leave=False,
+            dynamic_ncols=True, mininterval=0.1 if sys.stderr.isatty() else 30.0,  # sparse in log files
+        )
         optimizer.zero_grad(set_to_none=True)
         for i, batch in enumerate(bar):
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
