@@ -296,10 +296,13 @@ def add_noise(signal: np.ndarray, noise: np.ndarray, snr: float) -> np.ndarray:
 
 def coloured_noise(length: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
     """Noise with power spectrum ~ 1 / f^exponent (0 white, 1 pink, 2 brown), unit power."""
-    spectrum = np.fft.rfft(rng.standard_normal(length))
-    f = np.fft.rfftfreq(length, 1 / SAMPLE_RATE)
-    f[0] = f[1] if length > 1 else 1.0
-    noise = np.fft.irfft(spectrum / f ** (exponent / 2), n=length)
+    from scipy import fft
+
+    n = fft.next_fast_len(length, real=True)  # an FFT-friendly length, cut afterwards
+    spectrum = fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
+    f[0] = f[1] if n > 1 else 1.0
+    noise = fft.irfft(spectrum / f ** (exponent / 2), n=n)[:length]
     return noise / (np.sqrt(np.mean(noise**2)) + 1e-12)
 
 
@@ -332,9 +335,9 @@ def _rir(files: Sequence[str], rt60: float, rng: np.random.Generator) -> np.ndar
 
 
 def _reverberate(track: np.ndarray, rir: np.ndarray) -> np.ndarray:
-    from scipy.signal import fftconvolve
+    from scipy.signal import oaconvolve
 
-    return fftconvolve(track, rir)[: track.size]
+    return oaconvolve(track, rir)[: track.size]
 
 
 # --- a whole set -------------------------------------------------------------------------
@@ -417,18 +420,24 @@ def simulate(
 
 
 def _claim(out: Path, config: SimulationConfig, source, speaker_list) -> None:
-    """Write ``simulation.json``, or check that an existing one has the same settings."""
+    """Write ``simulation.json``, or check that an existing one has the same settings.
+    ``num_mixtures`` may differ: mixture ``i`` depends only on the seed and ``i``, so a set
+    can be extended (or a prefix of it listed)."""
     settings = {"source": str(Path(source).resolve()), "speaker_list": speaker_list}
     settings["config"] = json.loads(json.dumps(asdict(config)))
     meta = out / "simulation.json"
     if meta.exists():
-        if json.loads(meta.read_text()) != settings:
+        old = json.loads(meta.read_text())
+        if _without_count(old) != _without_count(settings):
             raise DiarizeError(
                 f"{out}: was simulated with other settings (see {meta}); use another directory"
             )
-        return
     with atomic_write(meta) as f:
         json.dump(settings, f, indent=1)
+
+
+def _without_count(settings: dict) -> dict:
+    return settings | {"config": settings["config"] | {"num_mixtures": None}}
 
 
 def _progress(items, enabled: bool, total: int | None = None):

@@ -1,0 +1,444 @@
+#!/usr/bin/env python
+"""Build a single-speaker source corpus from the speech that Debian packages provide.
+
+The voices are those of ``/work/shared/DATA.md``: flite (CMU kal16, awb, rms, slt), festival
+(ked, kal, slt), espeak-ng (synthetic persons: accent x variant x pitch x rate), the asterisk
+prompts (a real voice talent, 8 kHz) and the longer codec2 example recordings. Speed
+perturbation (0.9 / 1.1) of the real voices adds more speakers *of the same person*.
+
+Output directory (Kaldi style, what ``diarize simulate`` reads)::
+
+    audio/<speaker>/<utt>.flac   16 kHz mono, 1.5-8 s each
+    wav.scp utt2spk spk2utt      one utterance per file, no segments
+    spk2person                   speaker id -> person id (CMU slt is flite_slt and fest_slt)
+    persons_train persons_dev    the split, by person (DEV_PERSONS below, fixed)
+
+It installs nothing: it reports which tools are missing (with the apt-get line) and builds
+from what is there. Resumable (a file already made is skipped; an utterance that came out
+too short or too long leaves a ``.skip`` marker), parallel, deterministic for a seed.
+
+    python tools/build_corpus.py /work/data/corpus --workers 2
+
+With every source installed the default build takes about 5 minutes on 2 cores and makes
+~7000 files (8.3 h; 44 speakers, 26 persons: 18 train, 8 dev).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+MIN_DUR, MAX_DUR = 1.5, 8.0  # seconds an utterance may last
+
+# --- voices ------------------------------------------------------------------------------
+
+# speaker id -> (engine voice, person id)
+FLITE_VOICES = {
+    "flite_kal16": ("kal16", "cmu_kal"),
+    "flite_awb": ("awb", "cmu_awb"),
+    "flite_rms": ("rms", "cmu_rms"),
+    "flite_slt": ("slt", "cmu_slt"),
+}
+FESTIVAL_VOICES = {
+    "fest_ked": ("ked_diphone", "cmu_ked"),
+    "fest_kal": ("kal_diphone", "cmu_kal"),
+    "fest_slt": ("cmu_us_slt_arctic_hts", "cmu_slt"),
+}
+# espeak-ng synthetic persons: (accent, variant, pitch 0-99, words per minute). Train and dev
+# use different variants, so a dev voice is not a re-pitched train voice.
+ESPEAK_TRAIN = [
+    ("en-us", "m1", 40, 165),
+    ("en-us", "f2", 60, 155),
+    ("en-gb", "m3", 35, 175),
+    ("en-gb", "f1", 70, 160),
+    ("en-gb-scotland", "m2", 45, 150),
+    ("en-gb-x-rp", "f3", 55, 170),
+    ("en-029", "m7", 50, 160),
+    ("en-gb-x-gbclan", "f5", 65, 150),
+    ("en-us", "Andy", 50, 170),
+    ("en-gb-x-gbcwmd", "m1", 30, 145),
+    ("en-us", "linda", 60, 165),
+    ("en-gb", "john", 45, 155),
+]
+ESPEAK_DEV = [
+    ("en-us", "m4", 42, 160),
+    ("en-gb", "f4", 62, 158),
+    ("en-gb-scotland", "m6", 38, 168),
+    ("en-gb-x-rp", "belinda", 58, 152),
+]
+ASTERISK_DIRS = ["/usr/share/asterisk/sounds/en_US_f_Allison", "/usr/share/asterisk/sounds/en"]
+ASTERISK_PERSON = "asterisk_allison"
+# codec2 examples long enough to cut into several utterances: file -> person
+CODEC2_FILES = {
+    "wav/david4.wav": "codec2_david",
+    "wav/ve9qrp.wav": "codec2_ve9qrp",
+    "wav/vk2tpm_004.wav": "codec2_vk2tpm",
+    "wav/vk5qi.wav": "codec2_vk5qi",
+}
+CODEC2_DIR = "/usr/share/codec2"
+SPEED_FACTORS = (0.9, 1.1)
+SPEED_SOURCES = ("flite_", "fest_", "asterisk_")  # speakers whose speed variants we add
+
+# Held-out persons (never in training). CMU rms and ked are real people heard only in dev;
+# the codec2 ones are real recordings; the espeak ones use variants absent from training.
+DEV_PERSONS = ["cmu_rms", "cmu_ked", "codec2_david", "codec2_vk5qi"] + [
+    f"espeak_dev{i:02d}" for i in range(len(ESPEAK_DEV))
+]
+
+TOOLS = {  # tool -> Debian packages that provide it
+    "flite": ["flite"],
+    "text2wave": ["festival", "festvox-kallpc16k", "festvox-kdlpc16k", "festvox-us-slt-hts"],
+    "espeak-ng": ["espeak-ng"],
+    "asterisk": ["asterisk-core-sounds-en-wav"],
+    "codec2": ["codec2-examples"],
+}
+
+# --- texts -------------------------------------------------------------------------------
+
+_WORDS = {
+    "name": "Anna Peter the doctor my neighbour our teacher the old farmer a young pilot "
+    "the manager her brother his sister the captain a tired student the baker".split(" "),
+    "noun": "house garden river letter window train bicycle kitchen market bridge station "
+    "report picture mountain island library village computer meeting ticket harbour engine "
+    "forest concert newspaper castle umbrella orchestra laboratory".split(),
+    "adj": "small green quiet broken famous heavy bright narrow ancient comfortable "
+    "expensive empty wooden strange yellow crowded distant careful".split(),
+    "verb": "found painted repaired visited described opened carried remembered cleaned "
+    "ordered photographed measured borrowed delivered noticed".split(),
+    "adv": "slowly carefully yesterday again quickly early this morning last week "
+    "without a word after lunch".split(" "),
+    "place": "near the station behind the old church across the river in the north "
+    "at the end of the street on the top floor beside the harbour".split(" "),
+    "num": "two three five seven eleven twenty forty a hundred".split(),
+}
+_TEMPLATES = [
+    "{name} {verb} the {adj} {noun} {adv}.",
+    "Have you seen the {adj} {noun} {place}?",
+    "{name} {verb} {num} {noun}s {place}, and then went home {adv}.",
+    "I think the {noun} {place} is far too {adj} for us.",
+    "Please tell {name} that the {noun} will arrive at {num} o'clock.",
+    "When {name} {verb} the {noun}, everyone was surprised.",
+    "The {adj} {noun} and the {adj} {noun} were both {verb} {adv}.",
+    "We waited {num} minutes {place} before {name} {verb} the {noun}.",
+    "Is it true that {name} {verb} a {adj} {noun}?",
+    "Nobody knows why the {noun} {place} looks so {adj} today.",
+]
+
+
+def _pick(rng: np.random.Generator, key: str) -> str:
+    words = [w for w in _WORDS[key] if w]
+    return words[int(rng.integers(len(words)))]
+
+
+def make_sentence(rng: np.random.Generator) -> str:
+    """One English sentence from the template grammar (about 6-16 words)."""
+    template = _TEMPLATES[int(rng.integers(len(_TEMPLATES)))]
+    out, rest = [], template
+    while "{" in rest:
+        head, _, tail = rest.partition("{")
+        key, _, rest = tail.partition("}")
+        out.append(head + _pick(rng, key))
+    sentence = "".join(out) + rest
+    return sentence[0].upper() + sentence[1:]
+
+
+def utterance_text(utt_id: str, seed: int) -> str:
+    """Text of an utterance: one or two sentences, fixed by the utterance id and the seed."""
+    rng = np.random.default_rng([seed, zlib.crc32(utt_id.encode())])
+    n = 1 if rng.random() < 0.6 else 2
+    return " ".join(make_sentence(rng) for _ in range(n))
+
+
+# --- split -------------------------------------------------------------------------------
+
+
+def split_persons(persons: Iterable[str], dev: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(train, dev) persons: a person is in dev iff listed in ``dev``; never in both."""
+    persons, dev = sorted(set(persons)), set(dev)
+    return [p for p in persons if p not in dev], [p for p in persons if p in dev]
+
+
+# --- tools -------------------------------------------------------------------------------
+
+
+def available_sources() -> dict[str, bool]:
+    """Which of the sources in :data:`TOOLS` are usable on this machine."""
+    return {
+        "flite": shutil.which("flite") is not None,
+        "text2wave": shutil.which("text2wave") is not None,
+        "espeak-ng": shutil.which("espeak-ng") is not None,
+        "asterisk": _asterisk_dir() is not None,
+        "codec2": any((Path(CODEC2_DIR) / f).exists() for f in CODEC2_FILES),
+    }
+
+
+def missing_message(available: dict[str, bool]) -> str | None:
+    """A message naming the missing sources and the apt-get line that adds them."""
+    missing = [t for t, ok in available.items() if not ok]
+    if not missing:
+        return None
+    packages = sorted({p for t in missing for p in TOOLS[t]})
+    return f"missing: {', '.join(missing)} (sudo apt-get install {' '.join(packages)})"
+
+
+def _asterisk_dir() -> Path | None:
+    for d in ASTERISK_DIRS:
+        if Path(d).is_dir() and any(Path(d).glob("*.wav")):
+            return Path(d)
+    return None
+
+
+# --- jobs --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    utt: str  # utterance id, also the file stem
+    speaker: str
+    kind: str  # flite | festival | espeak | file | speed
+    arg: str = ""  # voice, espeak voice spec, source file or source utterance path
+    start: float = 0.0  # seconds into a source file (kind == file)
+    end: float = 0.0
+    factor: float = 1.0  # speed factor (kind == speed)
+
+
+def plan_jobs(available: dict[str, bool], n_flite: int, n_fest: int, n_espeak: int) -> list[Job]:
+    """Phase-one jobs (synthesis and cutting of recordings); speed variants come later."""
+    jobs: list[Job] = []
+    if available["flite"]:
+        jobs += _synth_jobs("flite", {s: v for s, (v, _) in FLITE_VOICES.items()}, n_flite)
+    if available["text2wave"]:
+        jobs += _synth_jobs("festival", {s: v for s, (v, _) in FESTIVAL_VOICES.items()}, n_fest)
+    if available["espeak-ng"]:
+        spk = {f"espeak_tr{i:02d}": _espeak_spec(*v) for i, v in enumerate(ESPEAK_TRAIN)}
+        spk |= {f"espeak_dev{i:02d}": _espeak_spec(*v) for i, v in enumerate(ESPEAK_DEV)}
+        jobs += _synth_jobs("espeak", spk, n_espeak)
+    if available["asterisk"]:
+        jobs += _asterisk_jobs()
+    if available["codec2"]:
+        jobs += _codec2_jobs()
+    return jobs
+
+
+def _synth_jobs(kind: str, voices: dict[str, str], n: int) -> list[Job]:
+    return [Job(f"{spk}-{i:04d}", spk, kind, arg) for spk, arg in voices.items() for i in range(n)]
+
+
+def _espeak_spec(accent: str, variant: str, pitch: int, speed: int) -> str:
+    return f"{accent}+{variant}:{pitch}:{speed}"
+
+
+def _asterisk_jobs() -> list[Job]:
+    import soundfile as sf
+
+    jobs = []
+    for f in sorted(_asterisk_dir().glob("*.wav")):
+        if MIN_DUR <= sf.info(str(f)).duration <= MAX_DUR:
+            jobs.append(Job(f"asterisk_allison-{f.stem}", "asterisk_allison", "file", str(f)))
+    return jobs
+
+
+def _codec2_jobs(chunk: float = 4.0) -> list[Job]:
+    """Cut each long codec2 recording into chunks of ``chunk`` seconds (the last one kept
+    when at least MIN_DUR)."""
+    import soundfile as sf
+
+    jobs = []
+    for rel, person in CODEC2_FILES.items():
+        path = Path(CODEC2_DIR) / rel
+        if not path.exists():
+            continue
+        dur = sf.info(str(path)).duration
+        for i, start in enumerate(np.arange(0.0, dur - MIN_DUR, chunk)):
+            end = min(dur, start + chunk)
+            jobs.append(Job(f"{person}-{i:04d}", person, "file", str(path), start, end))
+    return jobs
+
+
+def speed_jobs(out: Path, speakers: Iterable[str]) -> list[Job]:
+    """Speed-perturbed copies of every utterance made for the real voices."""
+    jobs = []
+    for spk in sorted(speakers):
+        if not spk.startswith(SPEED_SOURCES):
+            continue
+        for f in sorted((out / "audio" / spk).glob("*.flac")):
+            for factor in SPEED_FACTORS:
+                new_spk = f"{spk}_sp{factor}"
+                new_utt = f"{new_spk}-{f.stem.split('-', 1)[1]}"
+                jobs.append(Job(new_utt, new_spk, "speed", str(f), factor=factor))
+    return jobs
+
+
+def person_of(speaker: str) -> str:
+    """Person behind a speaker id: engines and speed variants of one person share it."""
+    base = speaker.split("_sp")[0]
+    engines = FLITE_VOICES | FESTIVAL_VOICES
+    if base in engines:
+        return engines[base][1]
+    return base  # espeak_*, asterisk_allison, codec2_*: their own person
+
+
+def run_job(job_and_args: tuple[Job, str, int]) -> str:
+    """Make one utterance file; returns "made", "kept" (already there) or "skipped"."""
+    job, out, seed = job_and_args
+    target = Path(out) / "audio" / job.speaker / f"{job.utt}.flac"
+    marker = target.with_suffix(".skip")
+    if target.exists() or marker.exists():
+        return "kept"
+    wave = _make_wave(job, seed)
+    wave = _trim(wave)
+    if not MIN_DUR <= len(wave) / SAMPLE_RATE <= MAX_DUR:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        return "skipped"
+    from diarize.audio import write_audio
+
+    peak = float(np.abs(wave).max())
+    write_audio(target, wave * (0.5 / peak) if peak > 0 else wave, SAMPLE_RATE)
+    return "made"
+
+
+def _make_wave(job: Job, seed: int) -> np.ndarray:
+    from diarize.audio import load_audio, resample
+
+    if job.kind == "file":
+        dur = job.end - job.start if job.end > job.start else None
+        return load_audio(job.arg, SAMPLE_RATE, offset=job.start, duration=dur)
+    if job.kind == "speed":
+        # played at factor x speed: treat the samples as recorded at rate * factor
+        wave = load_audio(job.arg, SAMPLE_RATE)
+        return resample(wave, int(round(SAMPLE_RATE * job.factor)), SAMPLE_RATE)
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "out.wav"
+        _synthesise(job, utterance_text(job.utt, seed), wav, Path(tmp))
+        return load_audio(wav, SAMPLE_RATE)
+
+
+def _synthesise(job: Job, text: str, wav: Path, tmp: Path) -> None:
+    if job.kind == "flite":
+        cmd = ["flite", "-voice", job.arg, "-t", text, "-o", str(wav)]
+    elif job.kind == "festival":
+        (tmp / "in.txt").write_text(text + "\n")
+        cmd = ["text2wave", "-eval", f"(voice_{job.arg})", str(tmp / "in.txt"), "-o", str(wav)]
+    elif job.kind == "espeak":
+        voice, pitch, speed = job.arg.split(":")
+        cmd = ["espeak-ng", "-v", voice, "-p", pitch, "-s", speed, "-w", str(wav), text]
+    else:
+        raise ValueError(f"unknown job kind {job.kind!r}")
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+
+
+def _trim(wave: np.ndarray, rel_db: float = -45.0, margin: float = 0.1) -> np.ndarray:
+    """Cut leading/trailing samples quieter than ``rel_db`` below the peak (keep ``margin``
+    seconds)."""
+    if wave.size == 0:
+        return wave
+    loud = np.flatnonzero(np.abs(wave) > np.abs(wave).max() * 10 ** (rel_db / 20))
+    if loud.size == 0:
+        return wave[:0]
+    pad = int(margin * SAMPLE_RATE)
+    return wave[max(0, loud[0] - pad) : loud[-1] + pad]
+
+
+# --- driver ------------------------------------------------------------------------------
+
+
+def run_jobs(jobs: list[Job], out: Path, seed: int, workers: int, desc: str) -> dict[str, int]:
+    from tqdm import tqdm
+
+    counts = {"made": 0, "kept": 0, "skipped": 0}
+    items = [(j, str(out), seed) for j in jobs]
+    with Pool(workers) as pool:
+        for result in tqdm(
+            pool.imap_unordered(run_job, items, chunksize=4), total=len(items), desc=desc
+        ):
+            counts[result] += 1
+    return counts
+
+
+def write_lists(out: Path) -> dict[str, list[str]]:
+    """Write wav.scp, utt2spk, spk2utt, spk2person, persons_train/dev from the files on disk;
+    returns {person: speakers}."""
+    from diarize.utils import atomic_write
+
+    files = sorted((out / "audio").glob("*/*.flac"))
+    spk2utt: dict[str, list[str]] = {}
+    with atomic_write(out / "wav.scp") as scp, atomic_write(out / "utt2spk") as u2s:
+        for f in files:
+            scp.write(f"{f.stem} {f.resolve()}\n")
+            u2s.write(f"{f.stem} {f.parent.name}\n")
+            spk2utt.setdefault(f.parent.name, []).append(f.stem)
+    persons: dict[str, list[str]] = {}
+    with atomic_write(out / "spk2utt") as s2u, atomic_write(out / "spk2person") as s2p:
+        for spk, utts in sorted(spk2utt.items()):
+            s2u.write(f"{spk} {' '.join(utts)}\n")
+            s2p.write(f"{spk} {person_of(spk)}\n")
+            persons.setdefault(person_of(spk), []).append(spk)
+    train, dev = split_persons(persons, DEV_PERSONS)
+    for name, lst in (("persons_train", train), ("persons_dev", dev)):
+        with atomic_write(out / name) as f:
+            f.write("".join(p + "\n" for p in lst))
+    return persons
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("out", type=Path, help="output directory (created; reruns resume)")
+    p.add_argument("--flite-utts", type=int, default=300, help="utterances per flite voice")
+    p.add_argument("--festival-utts", type=int, default=150, help="per festival voice")
+    p.add_argument("--espeak-utts", type=int, default=100, help="per espeak-ng person")
+    p.add_argument("--no-speed", action="store_true", help="no speed-perturbed speakers")
+    p.add_argument("--min-persons", type=int, default=8, help="fail with fewer persons")
+    p.add_argument("--workers", type=int, default=max(1, min(2, os.cpu_count() or 1)))
+    p.add_argument("--seed", type=int, default=0, help="fixes the texts")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    available = available_sources()
+    msg = missing_message(available)
+    print(
+        f"sources: {', '.join(t for t, ok in available.items() if ok) or 'none'}", file=sys.stderr
+    )
+    if msg:
+        print(msg, file=sys.stderr)
+    # 1. synthesise and cut recordings, 2. speed variants of what was made, 3. lists
+    jobs = plan_jobs(available, args.flite_utts, args.festival_utts, args.espeak_utts)
+    counts = run_jobs(jobs, args.out, args.seed, args.workers, "utterances")
+    if not args.no_speed:
+        made = {j.speaker for j in jobs}
+        sp = speed_jobs(args.out, made)
+        c2 = run_jobs(sp, args.out, args.seed, args.workers, "speed variants")
+        counts = {k: counts[k] + c2[k] for k in counts}
+    persons = write_lists(args.out)
+    print(
+        f"{counts['made']} made, {counts['kept']} already there, {counts['skipped']} out of "
+        f"{MIN_DUR}-{MAX_DUR} s; {sum(map(len, persons.values()))} speakers, "
+        f"{len(persons)} persons",
+        file=sys.stderr,
+    )
+    if len(persons) < args.min_persons:
+        print(
+            f"error: only {len(persons)} persons, --min-persons is {args.min_persons}; "
+            f"{msg or 'install more voices'}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
