@@ -64,6 +64,7 @@ class ModelConfig:
 class TrainConfig:
     train_data: str = ""  # diarization directory (wav.scp + rttm) to train on; several: comma-separated
     dev_data: str = ""  # diarization directory for validation loss and DER ("" = none)
+    dev_max_chunks: int = 0  # validate on the first N dev chunks only (0 = all)
     out_dir: str = "exp/default"  # checkpoints, log and resolved config go here
     chunk_frames: int = 500  # frames per training example
     batch_size: int = 32  # examples per optimizer step (before accumulation)
@@ -84,6 +85,7 @@ class TrainConfig:
     seed: int = 777  # seeds data order, initialisation and dropout
     log_interval: int = 50  # optimizer steps between log lines
     keep_checkpoints: int = 0  # keep only the newest N epoch checkpoints (0 = all)
+    feature_cache: str = ""  # directory caching a frozen WavLM's layer states ("" = off; freeze: all only)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ processes (DistributedDataParallel; ``gloo`` on CPU, ``nccl`` on GPUs).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -136,6 +137,11 @@ def make_dataset(paths: str, config: ExperimentConfig, model: torch.nn.Module):
         )
         for path in paths.split(",")
     ]
+    if t.feature_cache:  # a frozen WavLM's layer states, computed once per set
+        from diarize.features.cache import cached_dataset
+
+        sets = [cached_dataset(s, model.frontend, t.feature_cache, t.batch_size) for s in sets]
+        log.info("WavLM layer states cached in %s", ", ".join(str(s.path) for s in sets))
     return sets[0] if len(sets) == 1 else ConcatDataset(sets)
 
 
@@ -162,11 +168,21 @@ def make_loader(dataset, config: ExperimentConfig, epoch: int, rank: int, world:
 
 
 # ----------------------------------------------------------------------------- steps
+def cached_frontend(model, batch: dict[str, torch.Tensor], device) -> contextlib.AbstractContextManager:
+    """Context in which the frontend takes the batch's cached WavLM states (``train.feature_cache``)
+    instead of running WavLM; does nothing for a batch without them."""
+    if "wavlm_states" not in batch:
+        return contextlib.nullcontext()
+    core = model.module if isinstance(model, DistributedDataParallel) else model
+    return core.frontend.precomputed(batch["wavlm_states"].to(device))
+
+
 def compute_loss(model, batch: dict[str, torch.Tensor], config: ExperimentConfig, device) -> tuple[torch.Tensor, dict]:
     """PIT BCE + weighted attractor-existence loss of one batch."""
     wave, lengths = batch["wave"].to(device), batch["lengths"].to(device)
     labels, nspk = batch["labels"].to(device), batch["num_speakers"].to(device)
-    out = model(wave, lengths, nspk)
+    with cached_frontend(model, batch, device):
+        out = model(wave, lengths, nspk)
     frames = out["logits"].shape[1]
     labels = _fit_frames(labels, frames)  # (batch, frames, speakers)
     pit, perms = pit_bce_loss(out["logits"].float(), labels, out["frame_lengths"], nspk)
@@ -202,7 +218,8 @@ def validate(model, dataset, config: ExperimentConfig, device) -> dict[str, floa
         totals["pit"] += parts["pit"] * n
         totals["attractor"] += parts["attractor"] * n
         count += n
-        results = core.infer(batch["wave"].to(device), batch["lengths"].to(device))
+        with cached_frontend(core, batch, device):
+            results = core.infer(batch["wave"].to(device), batch["lengths"].to(device))
         for i, (probs, _) in enumerate(results):
             uri = f"chunk{len(refs):06d}"
             nf, ns = int(batch["frame_lengths"][i]), int(batch["num_speakers"][i])
@@ -247,6 +264,8 @@ def train(config: ExperimentConfig, init: str | None = None, resume: bool = Fals
     # 3. data
     train_set = make_dataset(t.train_data, config, model)
     dev_set = make_dataset(t.dev_data, config, model) if t.dev_data else None
+    if dev_set is not None and 0 < t.dev_max_chunks < len(dev_set):
+        dev_set = torch.utils.data.Subset(dev_set, range(t.dev_max_chunks))
     if len(train_set) == 0:
         raise DiarizeError(f"{t.train_data}: no training chunk of at most {t.max_speakers} speakers")
     log.info("train: %d chunks of %d frames (%.0f ms) from %s", len(train_set), t.chunk_frames, model.frame_shift * 1000, t.train_data)

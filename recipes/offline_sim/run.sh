@@ -2,7 +2,7 @@
 # Offline recipe: the default diarize model, from speech that Debian packages provide.
 #
 #   stage 0  single-speaker corpus (flite, festival, espeak-ng, asterisk, codec2 voices)
-#   stage 1  simulated training conversations (1-4 speakers, EEND-EDA pause lengths, noise, reverb)
+#   stage 1  simulated training conversations (1-4 speakers, mean pause 2 s, noise, reverb)
 #   stage 2  simulated dev conversations of held-out persons (2, 3 and 4 speakers)
 #   stage 3  train EEND-EDA (resumes from its last checkpoint)
 #   stage 4  average the last checkpoints
@@ -25,10 +25,8 @@ data=data                       # simulated sets go under here
 exp=exp/offline_sim             # training directory
 config=configs/eend_eda_sim.yaml
 workers=2
-train_mixtures=500              # per speaker count
-dev_mixtures=60                 # per speaker count
-# mean pause (beta, seconds) per speaker count, as in EEND-EDA's simulated sets
-beta_of() { case $1 in 1|2) echo 2 ;; 3) echo 5 ;; 4) echo 9 ;; esac; }
+train_mixtures=2000             # 1-4 speakers, about 60 hours
+dev_mixtures=100                # per speaker count
 average_last=3
 
 while [ $# -gt 0 ]; do
@@ -49,27 +47,24 @@ if step 0; then
 fi
 
 if step 1; then
-    for n in 1 2 3 4; do
-        say "1: training mixtures, $n speakers, beta=$(beta_of $n)"
-        diarize simulate "$corpus" "$data/sim_train$n" --num-mixtures "$train_mixtures" \
-            --speakers "$n" --beta "$(beta_of $n)" --snr 5 10 15 20 --rir-prob 0.5 \
-            --speaker-list "$corpus/persons_train" --prefix "tr$n" --seed "$n" --workers "$workers"
-    done
+    say "1: training mixtures (1-4 speakers) of the training persons"
+    diarize simulate "$corpus" "$data/sim_train" --num-mixtures "$train_mixtures" --speakers 1 2 3 4 \
+        --beta 2 --snr 5 10 15 20 --rir-prob 0.5 --speaker-list "$corpus/persons_train" \
+        --prefix train --seed 0 --workers "$workers"
 fi
 
 if step 2; then
     for n in 2 3 4; do
         say "2: dev mixtures of held-out persons, $n speakers"
         diarize simulate "$corpus" "$data/sim_dev$n" --num-mixtures "$dev_mixtures" --speakers "$n" \
-            --beta "$(beta_of $n)" --snr 10 15 20 --rir-prob 0.5 --speaker-list "$corpus/persons_dev" \
-            --prefix "dev$n" --seed $((100 + n)) --workers "$workers"
+            --beta 2 --snr 5 10 15 20 --rir-prob 0.5 --speaker-list "$corpus/persons_dev" \
+            --prefix "dev${n}spk" --seed "10$n" --workers "$workers"
     done
 fi
 
 if step 3; then
     say "3: train $config -> $exp"
-    train_sets=$(for n in 1 2 3 4; do printf '%s,' "$data/sim_train$n"; done)
-    diarize train --config "$config" --train-data "${train_sets%,}" --dev-data "$data/sim_dev2" \
+    diarize train --config "$config" --train-data "$data/sim_train" --dev-data "$data/sim_dev2" \
         --out-dir "$exp" --resume
 fi
 
