@@ -61,3 +61,27 @@ def test_prepare_librispeech_rejects_shared_speakers_and_missing_subsets(tmp_pat
 def test_recipes_are_valid_bash(script):
     path = Path(__file__).parents[1] / "recipes" / script / "run.sh"
     assert subprocess.run(["bash", "-n", str(path)]).returncode == 0
+
+
+def test_export_model_strips_training_state_and_stores_infer_settings(tmp_path):
+    import torch
+
+    from diarize.checkpoint import build_model, load_checkpoint, load_model, save_checkpoint
+    from diarize.config import load_config
+
+    config = load_config(None, {"model": {"d_model": 16, "n_layers": 1, "n_heads": 2, "ff_dim": 32}})
+    model = build_model(config)
+    save_checkpoint(tmp_path / "train.pt", model, config, epoch=3, optimizer={"state": {}}, rng={"torch": torch.get_rng_state()})
+    proc = subprocess.run(
+        [sys.executable, str(TOOLS / "export_model.py"), str(tmp_path / "train.pt"), str(tmp_path / "ship.pt"),
+         "--max-mb", "0", "--infer", "median=7", "threshold=0.6"],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    ship = load_checkpoint(tmp_path / "ship.pt")
+    assert "optimizer" not in ship and "rng" not in ship and ship["epoch"] == 3
+    assert all(v.dtype == torch.float16 for v in ship["model"].values() if v.is_floating_point())
+    loaded, cfg = load_model(tmp_path / "ship.pt")
+    assert (cfg.infer.median, cfg.infer.threshold) == (7, 0.6)
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value.half().float())

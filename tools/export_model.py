@@ -1,28 +1,36 @@
 #!/usr/bin/env python
 """Export a trained checkpoint as a model to ship: weights + config only (no optimiser or
 RNG state), float16 storage when float32 would exceed --max-mb (weights are cast back to
-float32 on load). Prints the size and a checksum.
+float32 on load), and inference settings tuned on a dev set (``--infer KEY=VALUE``: they
+live apart from the weights, so they change without retraining). Prints size and checksum.
 
-    python tools/export_model.py exp/offline_sim/avg.pt diarize/assets/default.pt
+    python tools/export_model.py exp/offline_sim/avg.pt diarize/assets/default.pt \
+        --infer median=11 threshold=0.5
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from diarize.checkpoint import load_checkpoint
+from diarize.checkpoint import config_of, load_checkpoint
+from diarize.config import InferConfig, from_dict, to_dict
 from diarize.utils import atomic_path
 
 KEEP = ("format", "version", "versions", "config", "model", "epoch", "step", "averaged")
 
 
-def export(src: Path, dst: Path, max_mb: float) -> tuple[float, str]:
+def export(src: Path, dst: Path, max_mb: float, infer: dict[str, str] | None = None) -> tuple[float, str]:
     ckpt = load_checkpoint(src)
     out = {k: ckpt[k] for k in KEEP if k in ckpt}
+    if infer:
+        config = config_of(ckpt)
+        fields = {k: _parse(v) for k, v in infer.items()}
+        out["config"] = to_dict(replace(config, infer=from_dict(InferConfig, {**to_dict(config.infer), **fields})))
     size = sum(v.numel() * v.element_size() for v in out["model"].values()) / 2**20
     if size > max_mb:
         out["model"] = {k: v.half() if v.is_floating_point() else v for k, v in out["model"].items()}
@@ -32,13 +40,24 @@ def export(src: Path, dst: Path, max_mb: float) -> tuple[float, str]:
     return dst.stat().st_size / 2**20, digest
 
 
+def _parse(value: str) -> int | float | str:
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("src", type=Path)
     p.add_argument("dst", type=Path)
     p.add_argument("--max-mb", type=float, default=25.0, help="store float16 above this float32 size")
+    p.add_argument("--infer", nargs="*", default=[], metavar="KEY=VALUE", help="inference settings to store")
     args = p.parse_args()
-    mb, digest = export(args.src, args.dst, args.max_mb)
+    infer = dict(item.split("=", 1) for item in args.infer)
+    mb, digest = export(args.src, args.dst, args.max_mb, infer)
     print(f"{args.dst}: {mb:.1f} MB, sha256 {digest}")
     return 0
 
