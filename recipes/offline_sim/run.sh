@@ -6,8 +6,9 @@
 #   stage 2  simulated dev conversations of held-out persons (2, 3 and 4 speakers)
 #   stage 3  train EEND-EDA (resumes from its last checkpoint)
 #   stage 4  average the last checkpoints
-#   stage 5  evaluate on the dev sets (collar 0 and 0.25 per side)
-#   stage 6  export the default model into the package (diarize/assets/default.pt)
+#   stage 5  tune the activity threshold on a separate tuning set of held-out persons, then
+#            evaluate on the dev sets (collar 0 and 0.25 per side)
+#   stage 6  export the default model (with the tuned threshold) into diarize/assets/default.pt
 #   stage 7  the bundled example recording (held-out persons) under examples/
 #
 # Every stage resumes where it stopped; run it in the background and rerun it after a kill:
@@ -60,6 +61,10 @@ if step 2; then
             --beta 2 --snr 5 10 15 20 --rir-prob 0.5 --speaker-list "$corpus/persons_dev" \
             --prefix "dev${n}spk" --seed "10$n" --workers "$workers"
     done
+    say "2: tuning mixtures of held-out persons (2 speakers, another seed)"
+    diarize simulate "$corpus" "$data/sim_tune2" --num-mixtures 30 --speakers 2 \
+        --beta 2 --snr 5 10 15 20 --rir-prob 0.5 --speaker-list "$corpus/persons_dev" \
+        --prefix tune2spk --seed 202 --workers "$workers"
 fi
 
 if step 3; then
@@ -74,18 +79,31 @@ if step 4; then
 fi
 
 if step 5; then
+    for th in 0.4 0.5 0.6 0.7; do
+        say "5: tuning set, threshold $th"
+        diarize evaluate "$data/sim_tune2" --model "$exp/avg.pt" --threshold "$th" \
+            -o "$exp/tune/th$th" | tail -n 3 | head -n 1
+    done
+    threshold=$(python - "$exp/tune" <<'PY'
+import json, sys
+from pathlib import Path
+scores = {p.name[2:]: json.loads((p / "der.json").read_text())["total"]["der"] for p in Path(sys.argv[1]).glob("th*")}
+print(min(scores, key=scores.get))
+PY
+)
+    echo "$threshold" > "$exp/threshold"
     for n in 2 3 4; do
         for collar in 0 0.25; do
-            say "5: evaluate dev$n, collar $collar"
-            diarize evaluate "$data/sim_dev$n" --model "$exp/avg.pt" --collar "$collar" \
-                -o "$exp/eval/dev${n}_collar$collar" | tail -n 3
+            say "5: evaluate dev$n, collar $collar, threshold $threshold"
+            diarize evaluate "$data/sim_dev$n" --model "$exp/avg.pt" --threshold "$threshold" \
+                --collar "$collar" -o "$exp/eval/dev${n}_collar$collar" | tail -n 3 | head -n 2
         done
     done
 fi
 
 if step 6; then
     say "6: export the default model"
-    python tools/export_model.py "$exp/avg.pt" diarize/assets/default.pt
+    python tools/export_model.py "$exp/avg.pt" diarize/assets/default.pt --infer "threshold=$(cat "$exp/threshold")"
 fi
 
 if step 7; then
