@@ -19,19 +19,13 @@ from pathlib import Path
 
 from pyannote.core import Annotation, Segment, Timeline
 
-from diarize.utils import DiarizeError, atomic_write
+from diarize.utils import DiarizeError, atomic_write, text_lines
 
 
 def _records(path: Path, min_fields: int) -> Iterable[tuple[int, list[str]]]:
-    if not path.exists():
-        raise DiarizeError(f"{path}: no such file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise DiarizeError(f"{path}: cannot read ({e.__class__.__name__})") from None
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in text_lines(path):
         fields = line.split()
-        if not fields or fields[0].startswith(";;"):
+        if fields[0].startswith(";;"):
             continue
         if len(fields) < min_fields:
             raise DiarizeError(

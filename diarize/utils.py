@@ -61,6 +61,20 @@ def _atomic_path(path: Path) -> Iterator[Path]:
         raise
 
 
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, stripped text) of the non-blank lines of a UTF-8 text file; a missing
+    or unreadable file is a :class:`DiarizeError` naming it."""
+    if not path.exists():
+        raise DiarizeError(f"{path}: no such file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DiarizeError(f"{path}: cannot read ({e.__class__.__name__})") from None
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            yield lineno, line.strip()
+
+
 def _default_mode() -> int:
     """The mode ``open()`` would give a new file (0o666 less the umask); mkstemp uses 0o600.
     Reading the umask means setting it, so it is not done from worker threads' hot path

@@ -35,7 +35,7 @@ from pyannote.core import Annotation, Timeline
 
 from diarize.audio import audio_info, is_audio_file
 from diarize.rttm import read_rttm, read_uem
-from diarize.utils import DiarizeError
+from diarize.utils import DiarizeError, text_lines
 
 DURATION_TOLERANCE = 0.01  # seconds a segment may run past the end of its audio
 
@@ -241,7 +241,7 @@ def _make_set(
 
 def _rttm_ends(path: Path) -> Iterator[tuple[int, str, float]]:
     """(line number, uri, end seconds) of each SPEAKER line (read_rttm checked the syntax)."""
-    for lineno, line in _lines(path):
+    for lineno, line in text_lines(path):
         fields = line.split()
         if fields[0].upper() == "SPEAKER" and len(fields) >= 5:
             yield (
@@ -253,7 +253,7 @@ def _rttm_ends(path: Path) -> Iterator[tuple[int, str, float]]:
 
 def _uem_ends(path: Path) -> Iterator[tuple[int, str, float]]:
     """(line number, uri, end seconds) of each UEM line."""
-    for lineno, line in _lines(path):
+    for lineno, line in text_lines(path):
         fields = line.split()
         if not fields[0].startswith(";;") and len(fields) >= 4:
             yield lineno, fields[0], _float(path, lineno, fields[3])
@@ -308,7 +308,7 @@ def _read_utt2spk(path: Path, segments: dict[str, tuple], where: Path) -> dict[s
 
 def _check_spk2utt(path: Path, speakers: dict[str, str]) -> None:
     """spk2utt must not list an empty speaker, nor disagree with utt2spk."""
-    for lineno, line in _lines(path):
+    for lineno, line in text_lines(path):
         spk, *utts = line.split()
         if not utts:
             raise DiarizeError(f"{path}:{lineno}: speaker {spk!r} has no utterance")
@@ -375,24 +375,11 @@ def _float(path: Path, lineno: int, text: str) -> float:
     return value
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, stripped text) of the non-blank lines of a text file."""
-    if not path.exists():
-        raise DiarizeError(f"{path}: no such file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise DiarizeError(f"{path}: cannot read ({e.__class__.__name__})") from None
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            yield lineno, line.strip()
-
-
 def _table(path: Path, num_fields: int, rest: bool = False) -> _Table:
     """Rows keyed by their first field, exactly ``num_fields`` fields per line (with
     ``rest``, the last field is the rest of the line, spaces included). Duplicates raise."""
     rows: _Table = {}
-    for lineno, line in _lines(path):
+    for lineno, line in text_lines(path):
         fields = line.split(None, num_fields - 1) if rest else line.split()
         if len(fields) != num_fields:
             raise DiarizeError(
