@@ -373,10 +373,17 @@ def _load_init(model: torch.nn.Module, path: str, config: ExperimentConfig) -> N
     """Start from another checkpoint's weights (adaptation); architectures must match."""
     ckpt = load_checkpoint(path)
     src = config_of(ckpt)
-    if src.model != config.model or src.features != config.features:
+    if src.model != config.model or _architecture(src.features) != _architecture(config.features):
         raise DiarizeError(f"{path}: its model/features config differs from this experiment's; adaptation needs the same architecture")
     model.load_state_dict(ckpt["model"])
     log.info("initialised from %s", path)
+
+
+def _architecture(features):
+    """``features`` without the WavLM settings that only say how it trains or where its
+    weights first came from (a frozen run's checkpoint may start a fine-tuned one)."""
+    wavlm = replace(features.wavlm, checkpoint="", freeze="", grad_checkpointing=False, quantize=False)
+    return replace(features, wavlm=wavlm)
 
 
 def _prune(out_dir: Path, keep: int) -> None:

@@ -149,7 +149,8 @@ def _check_geometry(frontend: FrameGeometry, chunk_frames: int, per_frame: int) 
 def collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     """Zero-pad a list of items into a batch: ``wave`` (batch, samples), ``lengths`` (batch,)
     in samples, ``labels`` (batch, frames, max_speakers_in_batch), ``frame_lengths``
-    (batch,), ``num_speakers`` (batch,)."""
+    (batch,), ``num_speakers`` (batch,); and ``wavlm_states`` (batch, layers + 1, frames,
+    dim) when the items carry cached WavLM states."""
     if not items:
         raise ValueError("cannot collate an empty list of items")
     lengths = torch.tensor([len(it["wave"]) for it in items], dtype=torch.long)
@@ -160,10 +161,18 @@ def collate(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     for b, it in enumerate(items):
         wave[b, : lengths[b]] = it["wave"]
         labels[b, : frame_lengths[b], : num_speakers[b]] = it["labels"]
-    return {
+    batch = {
         "wave": wave,
         "lengths": lengths,
         "labels": labels,  # (batch, frames, speakers)
         "frame_lengths": frame_lengths,
         "num_speakers": num_speakers,
     }
+    if "wavlm_states" in items[0]:  # cached WavLM layer states (diarize.features.cache)
+        states = [it["wavlm_states"] for it in items]  # each (layers + 1, frames, dim)
+        layers, _, dim = states[0].shape
+        padded = states[0].new_zeros(len(items), layers, int(frame_lengths.max()), dim)
+        for b, s in enumerate(states):
+            padded[b, :, : s.shape[1]] = s
+        batch["wavlm_states"] = padded  # (batch, layers + 1, frames, dim)
+    return batch

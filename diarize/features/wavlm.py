@@ -9,6 +9,10 @@ convolutional position embedding); hidden state ``l`` is the output of Transform
 ``out_dim`` is WavLM's hidden size (768 for base / base_plus, 1024 for large): the diarization
 model projects it to its own ``d_model``, so no extra projection is done here.
 
+Each hidden state is layer-normalised, then averaged to ``frame_shift``, then weighted
+(:meth:`WavLMFrontend.mix`): the average and the weighted sum are both linear, so this is the
+weighted sum pooled; the per-frame layer norm has to come first.
+
 Timing: the audio is zero-padded by ``(receptive field - hop) / 2`` = 40 samples on each side,
 so WavLM frame ``j`` is centred on ``[j, j + 1) * 20 ms`` and ``n`` samples give exactly
 ``n // 320`` frames; ``k = frame_shift / 20 ms`` of them are averaged into one output frame,
@@ -17,7 +21,9 @@ hence ``num_frames(n) = n // (frame_shift * 16000)``.
 Freeze modes (``features.wavlm.freeze``):
 
 - ``all``: WavLM is frozen and kept in eval mode (no dropout), run without gradients; only
-  the layer weights train.
+  the layer weights train. What they weigh (:meth:`WavLMFrontend.layer_states`) then never
+  changes, so training may read it from disk (``train.feature_cache``,
+  :mod:`diarize.features.cache`, given to the frontend with :meth:`WavLMFrontend.precomputed`).
 - ``cnn``: the convolutional feature extractor is frozen; the Transformer is fine-tuned.
 - ``none``: everything is fine-tuned.
 
@@ -27,6 +33,9 @@ item alone; training chunks have equal lengths anyway.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +70,8 @@ class WavLMFrontend(Frontend):
         self.frame_shift = cfg.frame_shift
         self.samples_per_frame = HOP * self.pool
         self.freeze = cfg.freeze
+        self.shape = cfg.shape
+        self._precomputed: torch.Tensor | None = None  # see precomputed()
         self.grad_checkpointing = cfg.grad_checkpointing
         self.quantize_on_eval = cfg.quantize
         self.quantized = False
@@ -126,25 +137,76 @@ class WavLMFrontend(Frontend):
     def forward(
         self, wave: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """wave (batch, samples), lengths (batch,) -> feats (batch, frames, out_dim), frames (batch,)."""
-        if self.quantize_on_eval and not self.training and not self.quantized:
-            self.quantize()
+        """wave (batch, samples), lengths (batch,) -> feats (batch, frames, out_dim), frames (batch,).
+
+        Inside :meth:`precomputed`, WavLM is not run: the given layer states are mixed instead
+        (``wave`` then only sets the shapes)."""
+        if self._precomputed is not None:
+            states, frame_lengths = self._take_precomputed(wave, lengths)
+        else:
+            if self.quantize_on_eval and not self.training and not self.quantized:
+                self.quantize()
+            states, frame_lengths = self.layer_states(wave, lengths)
+        return self.mix(states), frame_lengths
+
+    def layer_states(
+        self, wave: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """wave (batch, samples), lengths (batch,) -> every hidden state layer-normalised and
+        averaged to ``frame_shift``, (batch, num_layers + 1, frames, dim) (zero on padded
+        frames), and frame lengths (batch,). The output is their weighted sum (:meth:`mix`);
+        with ``freeze: all`` they do not change in training, which the feature cache uses."""
         frames = self.num_frames(wave.shape[1])
         if wave.shape[1] < HOP:  # WavLM needs one frame's worth of samples
             wave = F.pad(wave, (0, HOP - wave.shape[1]))
-        states, _ = self.hidden_states(wave, lengths)
-        weights = self.layer_logits.softmax(0)
-        x = sum(w * F.layer_norm(h, h.shape[-1:]) for w, h in zip(weights, states, strict=True))
-        batch, _, dim = x.shape
-        x = (
-            x[:, : frames * self.pool].reshape(batch, frames, self.pool, dim).mean(2)
-        )  # (batch, frames, dim)
+        hidden, _ = self.hidden_states(wave, lengths)
+        states = torch.stack(
+            [self._pool(F.layer_norm(h, h.shape[-1:]), frames) for h in hidden], 1
+        )  # (batch, num_layers + 1, frames, dim)
         frame_lengths = lengths // self.samples_per_frame
-        x = x.masked_fill(
-            torch.arange(frames, device=x.device)[None, :, None] >= frame_lengths[:, None, None],
-            0.0,
-        )
-        return x, frame_lengths
+        padded = torch.arange(frames, device=wave.device) >= frame_lengths[:, None]
+        return states.masked_fill(padded[:, None, :, None], 0.0), frame_lengths
+
+    def _pool(self, h: torch.Tensor, frames: int) -> torch.Tensor:
+        """(batch, wavlm frames, dim) -> mean of each ``pool`` frames, (batch, frames, dim)."""
+        batch, _, dim = h.shape
+        return h[:, : frames * self.pool].reshape(batch, frames, self.pool, dim).mean(2)
+
+    def mix(self, states: torch.Tensor) -> torch.Tensor:
+        """Layer states (batch, num_layers + 1, frames, dim) -> their softmax-weighted sum
+        (batch, frames, dim)."""
+        weights = self.layer_logits.softmax(0).to(states.dtype)
+        return torch.einsum("l,blfd->bfd", weights, states)
+
+    @contextlib.contextmanager
+    def precomputed(self, states: torch.Tensor) -> Iterator[None]:
+        """Within the block, calls take ``states`` (batch, num_layers + 1, frames, dim), e.g.
+        from :mod:`diarize.features.cache`, instead of running WavLM; only with ``freeze: all``,
+        where they are what WavLM would give."""
+        if self.freeze != "all":
+            raise DiarizeError(
+                f"precomputed WavLM states need features.wavlm.freeze=all, not {self.freeze!r}"
+            )
+        self._precomputed = states
+        try:
+            yield
+        finally:
+            self._precomputed = None
+
+    def _take_precomputed(
+        self, wave: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        states, frames = self._precomputed, self.num_frames(wave.shape[1])
+        expected = (wave.shape[0], self.num_layers + 1, frames, self.out_dim)
+        if tuple(states.shape) != expected:
+            raise ValueError(
+                f"precomputed WavLM states have shape {tuple(states.shape)}, expected {expected} "
+                f"for wave {tuple(wave.shape)}"
+            )
+        frame_lengths = lengths // self.samples_per_frame
+        padded = torch.arange(frames, device=wave.device) >= frame_lengths[:, None]
+        states = states.to(self.layer_logits.dtype).masked_fill(padded[:, None, :, None], 0.0)
+        return states, frame_lengths
 
     def hidden_states(
         self, wave: torch.Tensor, lengths: torch.Tensor
@@ -191,13 +253,16 @@ class WavLMFrontend(Frontend):
         return keep[0]
 
     def quantize(self) -> None:
-        """Dynamic int8 quantization of WavLM's Linear layers (CPU inference only; in place)."""
+        """Dynamic int8 quantization of the Linear layers of WavLM's Transformer layers (CPU
+        inference only; in place). The feature projection stays fp32: it is one layer's
+        worth of compute and, quantized, alone moves hidden state 0 by ~2 %."""
         if self.quantized:
             return
         if any(p.is_cuda for p in self.wavlm.parameters()):
             raise DiarizeError("features.wavlm.quantize: dynamic int8 runs on CPU only")
-        self.wavlm = torch.ao.quantization.quantize_dynamic(
-            self.wavlm, {nn.Linear}, dtype=torch.qint8
+        transformer = self.wavlm.encoder.transformer
+        transformer.layers = torch.ao.quantization.quantize_dynamic(
+            transformer.layers, {nn.Linear}, dtype=torch.qint8
         )
         self.quantized = True
 
