@@ -108,8 +108,8 @@ fi
 
 if step 7; then
     say "7: bundled example (3 held-out persons)"
-    diarize simulate "$corpus" "$data/example" --num-mixtures 1 --speakers 3 --min-utts 6 --max-utts 8 \
-        --beta 1 --snr 20 --rir-prob 0 --speaker-list "$corpus/persons_dev" --prefix meeting --seed 11
+    diarize simulate "$corpus" "$data/example" --num-mixtures 1 --speakers 3 --min-utts 8 --max-utts 9 \
+        --beta 4 --snr 20 --rir-prob 0 --speaker-list "$corpus/persons_dev" --prefix meeting --seed 11
     python tools/export_example.py "$data/example" examples/meeting
 fi
 say "done"
