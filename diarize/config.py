@@ -153,14 +153,14 @@ def load_config(path: str | os.PathLike | None, overrides: dict[str, Any] | None
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:
             raise DiarizeError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    data = _merge(data, overrides or {})
+    data = merge_overrides(data, overrides or {})
     return from_dict(ExperimentConfig, data, where=str(path) if path else "")
 
 
-def _merge(base: dict, extra: dict) -> dict:
+def merge_overrides(base: dict, extra: dict) -> dict:
     out = dict(base)
     for k, v in extra.items():
-        out[k] = _merge(out.get(k) or {}, v) if isinstance(v, dict) else v
+        out[k] = merge_overrides(out.get(k) or {}, v) if isinstance(v, dict) else v
     return out
 
 

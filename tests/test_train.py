@@ -120,3 +120,22 @@ def test_ddp_with_two_gloo_processes(tmp_path, data):
     assert proc.returncode == 0, proc.stderr[-2000:]
     ckpt = load_checkpoint(tmp_path / "ddp" / "checkpoint_epoch1.pt")
     assert ckpt["epoch"] == 1 and ckpt["step"] > 0
+
+
+def test_cli_set_overrides_any_field():
+    from diarize.cli.train import parse_sets
+
+    assert parse_sets(["features.wavlm.checkpoint=/x/WavLM-Base+.pt", "train.lr=2e-5", "train.amp=false"]) == {
+        "features": {"wavlm": {"checkpoint": "/x/WavLM-Base+.pt"}},
+        "train": {"lr": 2e-5, "amp": False},
+    }
+    with pytest.raises(DiarizeError, match="SECTION.KEY=VALUE"):
+        parse_sets(["train.lr"])
+
+
+def test_cli_set_unknown_field_is_one_line(tmp_path):
+    cfg = tmp_path / "ok.yaml"
+    cfg.write_text("model:\n  d_model: 16\n")
+    proc = subprocess.run([sys.executable, "-m", "diarize", "train", "--config", str(cfg), "--set", "model.layerz=2"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "unknown key(s) layerz" in proc.stderr

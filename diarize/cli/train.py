@@ -23,7 +23,41 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dev-data", help="override train.dev_data")
     p.add_argument("--epochs", type=int, help="override train.epochs")
     p.add_argument("--seed", type=int, help="override train.seed")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        help="override any config field, e.g. --set features.wavlm.checkpoint=/path/WavLM-Base+.pt "
+        "--set train.feature_cache=exp/cache (repeatable; VALUE is read as YAML)",
+    )
     p.set_defaults(func=run)
+
+
+def parse_sets(items: list[str]) -> dict:
+    """``["a.b=1", "a.c=x"]`` -> ``{"a": {"b": 1, "c": "x"}}`` (values parsed as YAML)."""
+    from diarize.utils import DiarizeError
+
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise DiarizeError(f"--set expects SECTION.KEY=VALUE, got {item!r}")
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = _value(value)
+    return out
+
+
+def _value(text: str):
+    """A number if it reads as one (YAML would leave ``2e-5`` a string), else YAML."""
+    import yaml
+
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return yaml.safe_load(text) if text else ""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
         }.items()
         if v is not None
     }
-    config = load_config(args.config, {"train": overrides} if overrides else None)
+    from diarize.config import merge_overrides
+
+    config = load_config(args.config, merge_overrides(parse_sets(args.set), {"train": overrides}))
     from diarize.train import train
 
     out = train(config, init=args.init, resume=args.resume)
