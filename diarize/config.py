@@ -131,6 +131,11 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         return from_dict(tp, value, where)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):  # YAML 1.1 reads 2e-5 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            raise DiarizeError(f"{where}: expected float, got {value!r}") from None
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         return value

@@ -50,3 +50,12 @@ def test_repository_configs_load():
     assert configs, "configs/ holds no YAML file"
     for path in configs:
         load_config(path)
+
+
+def test_exponent_without_dot_is_a_float(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  lr: 2e-5\n")
+    assert load_config(path).train.lr == 2e-5
+    path.write_text("train:\n  lr: fast\n")
+    with pytest.raises(DiarizeError, match="train.lr: expected float"):
+        load_config(path)
