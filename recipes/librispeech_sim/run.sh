@@ -82,7 +82,7 @@ if step 5; then
     for n in 2 3 4; do
         for collar in 0 0.25; do
             say "5: evaluate dev$n, collar $collar"
-            diarize evaluate "$data/dev$n" --model "$exp/avg.pt" --collar "$collar" -o "$exp/eval/dev${n}_collar$collar" | tail -n 3
+            diarize evaluate "$data/dev$n" --model "$exp/avg.pt" --collar "$collar" -o "$exp/eval/dev${n}_collar$collar" | grep -A1 TOTAL
         done
     done
 fi

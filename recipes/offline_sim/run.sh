@@ -82,7 +82,7 @@ if step 5; then
     for th in 0.4 0.5 0.6 0.7; do
         say "5: tuning set, threshold $th"
         diarize evaluate "$data/sim_tune2" --model "$exp/avg.pt" --threshold "$th" \
-            -o "$exp/tune/th$th" | tail -n 3 | head -n 1
+            -o "$exp/tune/th$th" | grep TOTAL
     done
     threshold=$(python - "$exp/tune" <<'PY'
 import json, sys
@@ -96,7 +96,7 @@ PY
         for collar in 0 0.25; do
             say "5: evaluate dev$n, collar $collar, threshold $threshold"
             diarize evaluate "$data/sim_dev$n" --model "$exp/avg.pt" --threshold "$threshold" \
-                --collar "$collar" -o "$exp/eval/dev${n}_collar$collar" | tail -n 3 | head -n 2
+                --collar "$collar" -o "$exp/eval/dev${n}_collar$collar" | grep -A1 TOTAL
         done
     done
 fi
@@ -107,9 +107,9 @@ if step 6; then
 fi
 
 if step 7; then
-    say "7: bundled example (3 held-out persons)"
-    diarize simulate "$corpus" "$data/example" --num-mixtures 1 --speakers 3 --min-utts 8 --max-utts 9 \
-        --beta 4 --snr 20 --rir-prob 0 --speaker-list "$corpus/persons_dev" --prefix meeting --seed 11
+    say "7: bundled example (2 held-out persons)"
+    diarize simulate "$corpus" "$data/example" --num-mixtures 1 --speakers 2 --min-utts 12 --max-utts 14 \
+        --beta 2 --snr 15 --rir-prob 0 --speaker-list "$corpus/persons_dev" --prefix meeting --seed 11
     python tools/export_example.py "$data/example" examples/meeting
 fi
 say "done"
