@@ -20,13 +20,7 @@ from diarize.features.cache import cache_key, cached_dataset
 from diarize.train import train
 from diarize.utils import DiarizeError
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

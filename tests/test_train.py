@@ -31,12 +31,7 @@ def data(tmp_path_factory):
     return write_synthetic_set(tmp_path_factory.mktemp("data"), num_recordings=3, seconds=12.0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_training_writes_checkpoints_history_and_a_usable_model(tmp_path, data):
