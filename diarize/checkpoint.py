@@ -27,12 +27,18 @@ FORMAT = "diarize-eend-eda"
 VERSION = 1
 
 
-def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, config: ExperimentConfig, **state: Any) -> None:
+def save_checkpoint(
+    path: str | os.PathLike, model: torch.nn.Module, config: ExperimentConfig, **state: Any
+) -> None:
     """Write ``model``'s weights, the full ``config`` and any extra training ``state`` atomically."""
     payload = {
         "format": FORMAT,
         "version": VERSION,
-        "versions": {"diarize": diarize.__version__, "torch": str(torch.__version__), "python": platform.python_version()},
+        "versions": {
+            "diarize": diarize.__version__,
+            "torch": str(torch.__version__),
+            "python": platform.python_version(),
+        },
         "config": to_dict(config),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **state,
@@ -41,7 +47,9 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, config: Exp
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """Read and validate a diarize checkpoint (never unpickles arbitrary objects)."""
     path = Path(path)
     if not path.is_file():
@@ -54,7 +62,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise DiarizeError(f"{path}: not a diarize EEND-EDA checkpoint (no '{FORMAT}' format tag)")
     if ckpt.get("version", 0) > VERSION:
-        raise DiarizeError(f"{path}: checkpoint format version {ckpt['version']} is newer than this diarize ({VERSION})")
+        raise DiarizeError(
+            f"{path}: checkpoint format version {ckpt['version']} is newer than this diarize ({VERSION})"
+        )
     return ckpt
 
 
@@ -68,7 +78,9 @@ def build_model(config: ExperimentConfig) -> torch.nn.Module:
     return EendEda(config.features, config.model)
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, ExperimentConfig]:
+def load_model(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, ExperimentConfig]:
     """Rebuild the model of a checkpoint from its own config, in eval mode on ``device``."""
     ckpt = load_checkpoint(path)
     config = config_of(ckpt)
@@ -76,7 +88,9 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:
-        raise DiarizeError(f"{path}: weights do not match the model its config describes ({str(e).splitlines()[0]})") from None
+        raise DiarizeError(
+            f"{path}: weights do not match the model its config describes ({str(e).splitlines()[0]})"
+        ) from None
     return model.to(device).eval(), config
 
 
@@ -104,7 +118,11 @@ def average_checkpoints(paths: list[str | os.PathLike], out: str | os.PathLike) 
             avg[key] = sum(c["model"][key].double() for c in ckpts).div(len(ckpts)).to(value.dtype)
         else:
             avg[key] = value
-    payload = {k: v for k, v in ckpts[-1].items() if k in ("format", "version", "versions", "config", "epoch", "step")}
+    payload = {
+        k: v
+        for k, v in ckpts[-1].items()
+        if k in ("format", "version", "versions", "config", "epoch", "step")
+    }
     payload["model"] = avg
     payload["averaged"] = [str(p) for p in paths]
     with atomic_path(out) as tmp:

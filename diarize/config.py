@@ -62,7 +62,9 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    train_data: str = ""  # diarization directory (wav.scp + rttm) to train on; several: comma-separated
+    train_data: str = (
+        ""  # diarization directory (wav.scp + rttm) to train on; several: comma-separated
+    )
     dev_data: str = ""  # diarization directory for validation loss and DER ("" = none)
     dev_max_chunks: int = 0  # validate on the first N dev chunks only (0 = all)
     out_dir: str = "exp/default"  # checkpoints, log and resolved config go here
@@ -85,7 +87,9 @@ class TrainConfig:
     seed: int = 777  # seeds data order, initialisation and dropout
     log_interval: int = 50  # optimizer steps between log lines
     keep_checkpoints: int = 0  # keep only the newest N epoch checkpoints (0 = all)
-    feature_cache: str = ""  # directory caching a frozen WavLM's layer states ("" = off; freeze: all only)
+    feature_cache: str = (
+        ""  # directory caching a frozen WavLM's layer states ("" = off; freeze: all only)
+    )
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,9 @@ class InferConfig:
     window: float = 0.0  # seconds per window (0 = the training chunk length)
     hop: float = 0.0  # seconds between windows (0 = half a window)
     batch_size: int = 8  # windows per forward pass
-    link_threshold: float = 0.5  # similarity above which speakers of two windows are one (unknown count)
+    link_threshold: float = (
+        0.5  # similarity above which speakers of two windows are one (unknown count)
+    )
 
 
 @dataclass(frozen=True)
@@ -141,12 +147,18 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         return value
     if origin in (list, tuple):
         return tp.__origin__(value)
-    if isinstance(tp, type) and not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+    if (
+        isinstance(tp, type)
+        and not isinstance(value, tp)
+        or (tp is int and isinstance(value, bool))
+    ):
         raise DiarizeError(f"{where}: expected {tp.__name__}, got {value!r}")
     return value
 
 
-def load_config(path: str | os.PathLike | None, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+def load_config(
+    path: str | os.PathLike | None, overrides: dict[str, Any] | None = None
+) -> ExperimentConfig:
     """Read a YAML experiment config (sections ``features``, ``model``, ``train``, ``infer``)
     on top of the defaults, then apply ``overrides`` (same nesting)."""
     data: dict[str, Any] = {}

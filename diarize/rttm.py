@@ -38,9 +38,13 @@ def _times(path: Path, lineno: int, a: str, b: str, what: tuple[str, str]) -> tu
     try:
         x, y = float(a), float(b)
     except ValueError:
-        raise DiarizeError(f"{path}:{lineno}: {what[0]}/{what[1]} must be numbers, got {a!r} {b!r}") from None
+        raise DiarizeError(
+            f"{path}:{lineno}: {what[0]}/{what[1]} must be numbers, got {a!r} {b!r}"
+        ) from None
     if not (math.isfinite(x) and math.isfinite(y)) or x < 0 or y < 0:
-        raise DiarizeError(f"{path}:{lineno}: {what[0]}/{what[1]} must be finite and >= 0, got {a} {b}")
+        raise DiarizeError(
+            f"{path}:{lineno}: {what[0]}/{what[1]} must be finite and >= 0, got {a} {b}"
+        )
     return x, y
 
 

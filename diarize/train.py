@@ -56,7 +56,11 @@ def lr_lambda(config: ExperimentConfig):
 
 def epoch_checkpoints(out_dir: Path) -> list[tuple[int, Path]]:
     """``[(epoch, path)]`` of the epoch checkpoints in ``out_dir``, oldest first."""
-    found = [(int(m.group(1)), p) for p in out_dir.glob("checkpoint_epoch*.pt") if (m := CKPT_RE.match(p.name))]
+    found = [
+        (int(m.group(1)), p)
+        for p in out_dir.glob("checkpoint_epoch*.pt")
+        if (m := CKPT_RE.match(p.name))
+    ]
     return sorted(found)
 
 
@@ -77,7 +81,9 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((3, tuple(state["python"]), state["python_pos"]))
-    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+    np.random.set_state(
+        ("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0)
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -156,7 +162,9 @@ def epoch_indices(num_items: int, config: ExperimentConfig, epoch: int, shuffle:
     return order[: config.train.epoch_chunks] if config.train.epoch_chunks > 0 else order
 
 
-def make_loader(dataset, config: ExperimentConfig, epoch: int, rank: int, world: int, shuffle: bool) -> DataLoader:
+def make_loader(
+    dataset, config: ExperimentConfig, epoch: int, rank: int, world: int, shuffle: bool
+) -> DataLoader:
     """Batches of this process: every ``world``-th chunk of the epoch's order."""
     from diarize.data.dataset import collate
 
@@ -164,11 +172,15 @@ def make_loader(dataset, config: ExperimentConfig, epoch: int, rank: int, world:
     indices = epoch_indices(len(dataset), config, epoch, shuffle)
     if world > 1:
         indices = indices[: len(indices) // world * world][rank::world]  # equal share per process
-    return DataLoader(dataset, t.batch_size, sampler=indices, collate_fn=collate, num_workers=t.num_workers)
+    return DataLoader(
+        dataset, t.batch_size, sampler=indices, collate_fn=collate, num_workers=t.num_workers
+    )
 
 
 # ----------------------------------------------------------------------------- steps
-def cached_frontend(model, batch: dict[str, torch.Tensor], device) -> contextlib.AbstractContextManager:
+def cached_frontend(
+    model, batch: dict[str, torch.Tensor], device
+) -> contextlib.AbstractContextManager:
     """Context in which the frontend takes the batch's cached WavLM states (``train.feature_cache``)
     instead of running WavLM; does nothing for a batch without them."""
     if "wavlm_states" not in batch:
@@ -177,7 +189,9 @@ def cached_frontend(model, batch: dict[str, torch.Tensor], device) -> contextlib
     return core.frontend.precomputed(batch["wavlm_states"].to(device))
 
 
-def compute_loss(model, batch: dict[str, torch.Tensor], config: ExperimentConfig, device) -> tuple[torch.Tensor, dict]:
+def compute_loss(
+    model, batch: dict[str, torch.Tensor], config: ExperimentConfig, device
+) -> tuple[torch.Tensor, dict]:
     """PIT BCE + weighted attractor-existence loss of one batch."""
     wave, lengths = batch["wave"].to(device), batch["lengths"].to(device)
     labels, nspk = batch["labels"].to(device), batch["num_speakers"].to(device)
@@ -251,7 +265,9 @@ def train(config: ExperimentConfig, init: str | None = None, resume: bool = Fals
     setup_logging(out_dir, is_main)
     existing = epoch_checkpoints(out_dir)
     if existing and not resume:
-        raise DiarizeError(f"{out_dir} already holds checkpoints; pass --resume to continue or choose another train.out_dir")
+        raise DiarizeError(
+            f"{out_dir} already holds checkpoints; pass --resume to continue or choose another train.out_dir"
+        )
     if is_main:
         with atomic_write(out_dir / "config.yaml") as f:
             f.write(to_yaml(config))
@@ -267,14 +283,24 @@ def train(config: ExperimentConfig, init: str | None = None, resume: bool = Fals
     if dev_set is not None and 0 < t.dev_max_chunks < len(dev_set):
         dev_set = torch.utils.data.Subset(dev_set, range(t.dev_max_chunks))
     if len(train_set) == 0:
-        raise DiarizeError(f"{t.train_data}: no training chunk of at most {t.max_speakers} speakers")
-    log.info("train: %d chunks of %d frames (%.0f ms) from %s", len(train_set), t.chunk_frames, model.frame_shift * 1000, t.train_data)
+        raise DiarizeError(
+            f"{t.train_data}: no training chunk of at most {t.max_speakers} speakers"
+        )
+    log.info(
+        "train: %d chunks of %d frames (%.0f ms) from %s",
+        len(train_set),
+        t.chunk_frames,
+        model.frame_shift * 1000,
+        t.train_data,
+    )
     if dev_set is not None:
         log.info("dev: %d chunks from %s", len(dev_set), t.dev_data)
 
     # 4. optimiser and schedule; a pretrained frontend may get its own learning rate
     optimizer = make_optimizer(model, config)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, [lr_lambda(config)] * len(optimizer.param_groups))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, [lr_lambda(config)] * len(optimizer.param_groups)
+    )
     use_amp = t.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     start_epoch, step, history = 0, 0, []
@@ -290,7 +316,9 @@ def train(config: ExperimentConfig, init: str | None = None, resume: bool = Fals
         start_epoch, step, history = ckpt["epoch"], ckpt["step"], list(ckpt["history"])
         log.info("resumed from %s (epoch %d, step %d)", existing[-1][1], start_epoch, step)
     if world > 1:
-        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        model = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
     core = model.module if world > 1 else model
 
     # 6. epochs
@@ -299,8 +327,12 @@ def train(config: ExperimentConfig, init: str | None = None, resume: bool = Fals
         loader = make_loader(train_set, config, epoch, rank, world, shuffle=True)
         sums, seen, t0 = {"loss": 0.0, "pit": 0.0, "attractor": 0.0}, 0, time.time()
         bar = tqdm(
-            loader, desc=f"epoch {epoch + 1}/{t.epochs}", disable=not is_main, leave=False,
-            dynamic_ncols=True, mininterval=0.1 if sys.stderr.isatty() else 30.0,  # sparse in log files
+            loader,
+            desc=f"epoch {epoch + 1}/{t.epochs}",
+            disable=not is_main,
+            leave=False,
+            dynamic_ncols=True,
+            mininterval=0.1 if sys.stderr.isatty() else 30.0,  # sparse in log files
         )
         optimizer.zero_grad(set_to_none=True)
         for i, batch in enumerate(bar):
@@ -322,22 +354,50 @@ def train(config: ExperimentConfig, init: str | None = None, resume: bool = Fals
             sums["pit"] += parts["pit"] * n
             sums["attractor"] += parts["attractor"] * n
             seen += n
-            bar.set_postfix(loss=f"{sums['loss'] / seen:.4f}", lr=f"{scheduler.get_last_lr()[-1]:.2e}")
-            if is_main and t.log_interval and step % t.log_interval == 0 and ((i + 1) % t.grad_accum == 0):
-                log.info("epoch %d step %d loss %.4f lr %.3e", epoch + 1, step, sums["loss"] / seen, scheduler.get_last_lr()[-1])
+            bar.set_postfix(
+                loss=f"{sums['loss'] / seen:.4f}", lr=f"{scheduler.get_last_lr()[-1]:.2e}"
+            )
+            if (
+                is_main
+                and t.log_interval
+                and step % t.log_interval == 0
+                and ((i + 1) % t.grad_accum == 0)
+            ):
+                log.info(
+                    "epoch %d step %d loss %.4f lr %.3e",
+                    epoch + 1,
+                    step,
+                    sums["loss"] / seen,
+                    scheduler.get_last_lr()[-1],
+                )
         bar.close()
         record = {"epoch": epoch + 1, "step": step, "seconds": round(time.time() - t0, 1)}
         record.update({f"train_{k}": v / max(seen, 1) for k, v in sums.items()})
         # 7. validation (main process only) and the epoch checkpoint
         if is_main and dev_set is not None:
-            record.update({f"dev_{k}": v for k, v in validate(core, dev_set, config, device).items()})
+            record.update(
+                {f"dev_{k}": v for k, v in validate(core, dev_set, config, device).items()}
+            )
         history.append(record)
         if is_main:
-            log.info("epoch %d: %s", epoch + 1, json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}))
+            log.info(
+                "epoch %d: %s",
+                epoch + 1,
+                json.dumps(
+                    {k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}
+                ),
+            )
             save_checkpoint(
-                out_dir / f"checkpoint_epoch{epoch + 1}.pt", core, config,
-                epoch=epoch + 1, step=step, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                scaler=scaler.state_dict(), rng=rng_state(), history=history,
+                out_dir / f"checkpoint_epoch{epoch + 1}.pt",
+                core,
+                config,
+                epoch=epoch + 1,
+                step=step,
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                scaler=scaler.state_dict(),
+                rng=rng_state(),
+                history=history,
             )
             _prune(out_dir, t.keep_checkpoints)
             with atomic_write(out_dir / "history.json") as f:
@@ -374,7 +434,9 @@ def _load_init(model: torch.nn.Module, path: str, config: ExperimentConfig) -> N
     ckpt = load_checkpoint(path)
     src = config_of(ckpt)
     if src.model != config.model or _architecture(src.features) != _architecture(config.features):
-        raise DiarizeError(f"{path}: its model/features config differs from this experiment's; adaptation needs the same architecture")
+        raise DiarizeError(
+            f"{path}: its model/features config differs from this experiment's; adaptation needs the same architecture"
+        )
     model.load_state_dict(ckpt["model"])
     log.info("initialised from %s", path)
 
@@ -382,7 +444,9 @@ def _load_init(model: torch.nn.Module, path: str, config: ExperimentConfig) -> N
 def _architecture(features):
     """``features`` without the WavLM settings that only say how it trains or where its
     weights first came from (a frozen run's checkpoint may start a fine-tuned one)."""
-    wavlm = replace(features.wavlm, checkpoint="", freeze="", grad_checkpointing=False, quantize=False)
+    wavlm = replace(
+        features.wavlm, checkpoint="", freeze="", grad_checkpointing=False, quantize=False
+    )
     return replace(features, wavlm=wavlm)
 
 

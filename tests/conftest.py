@@ -57,7 +57,9 @@ def write_synthetic_set(root, num_recordings: int = 4, seconds: float = 12.0, se
                 end = min(seconds, start + rng.uniform(1.0, 3.0))
                 a, b = int(start * sr), int(end * sr)
                 wave[a:b] += 0.2 * voice[a:b]
-                rttm.append(f"SPEAKER {uri} 1 {start:.3f} {end - start:.3f} <NA> <NA> spk{spk} <NA> <NA>")
+                rttm.append(
+                    f"SPEAKER {uri} 1 {start:.3f} {end - start:.3f} <NA> <NA> spk{spk} <NA> <NA>"
+                )
                 start = end + rng.uniform(0.5, 3.0)
         wave += 0.003 * rng.standard_normal(len(wave)).astype(np.float32)
         sf.write(root / f"{uri}.wav", wave, sr)

@@ -179,7 +179,9 @@ def test_lstm_final_state_equals_packed_lstm():
     lstm = torch.nn.LSTM(8, 8, batch_first=True)
     x = torch.randn(3, 20, 8, requires_grad=True)
     lengths = torch.tensor([20, 7, 1])
-    _, (h_ref, c_ref) = lstm(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+    _, (h_ref, c_ref) = lstm(
+        pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    )
     h, c = lstm_final_state(lstm, x, lengths)
     torch.testing.assert_close(h, h_ref, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(c, c_ref, atol=1e-6, rtol=1e-5)

@@ -27,11 +27,17 @@ def fake_librispeech(root: Path, subsets: dict[str, list[str]]) -> None:
 
 
 def run_tool(*args):
-    return subprocess.run([sys.executable, str(TOOLS / "prepare_librispeech.py"), *map(str, args)], capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, str(TOOLS / "prepare_librispeech.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_prepare_librispeech_then_simulate(tmp_path):
-    fake_librispeech(tmp_path / "LS", {"train-clean-100": ["19", "26", "27"], "dev-clean": ["84", "174"]})
+    fake_librispeech(
+        tmp_path / "LS", {"train-clean-100": ["19", "26", "27"], "dev-clean": ["84", "174"]}
+    )
     proc = run_tool(tmp_path / "LS", tmp_path / "corpus")
     assert proc.returncode == 0, proc.stderr
     corpus = load_source_corpus(tmp_path / "corpus")
@@ -40,10 +46,28 @@ def test_prepare_librispeech_then_simulate(tmp_path):
     assert (tmp_path / "corpus" / "persons_train").read_text().split() == ["19", "26", "27"]
     assert (tmp_path / "corpus" / "persons_dev").read_text().split() == ["174", "84"]
     sim = subprocess.run(
-        [sys.executable, "-m", "diarize", "simulate", str(tmp_path / "corpus"), str(tmp_path / "sim"),
-         "--num-mixtures", "2", "--speakers", "2", "--min-utts", "2", "--max-utts", "3",
-         "--speaker-list", str(tmp_path / "corpus" / "persons_train"), "--seed", "1"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "diarize",
+            "simulate",
+            str(tmp_path / "corpus"),
+            str(tmp_path / "sim"),
+            "--num-mixtures",
+            "2",
+            "--speakers",
+            "2",
+            "--min-utts",
+            "2",
+            "--max-utts",
+            "3",
+            "--speaker-list",
+            str(tmp_path / "corpus" / "persons_train"),
+            "--seed",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert sim.returncode == 0, sim.stderr
     assert len((tmp_path / "sim" / "wav.scp").read_text().splitlines()) == 2
@@ -69,13 +93,32 @@ def test_export_model_strips_training_state_and_stores_infer_settings(tmp_path):
     from diarize.checkpoint import build_model, load_checkpoint, load_model, save_checkpoint
     from diarize.config import load_config
 
-    config = load_config(None, {"model": {"d_model": 16, "n_layers": 1, "n_heads": 2, "ff_dim": 32}})
+    config = load_config(
+        None, {"model": {"d_model": 16, "n_layers": 1, "n_heads": 2, "ff_dim": 32}}
+    )
     model = build_model(config)
-    save_checkpoint(tmp_path / "train.pt", model, config, epoch=3, optimizer={"state": {}}, rng={"torch": torch.get_rng_state()})
+    save_checkpoint(
+        tmp_path / "train.pt",
+        model,
+        config,
+        epoch=3,
+        optimizer={"state": {}},
+        rng={"torch": torch.get_rng_state()},
+    )
     proc = subprocess.run(
-        [sys.executable, str(TOOLS / "export_model.py"), str(tmp_path / "train.pt"), str(tmp_path / "ship.pt"),
-         "--max-mb", "0", "--infer", "median=7", "threshold=0.6"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            str(TOOLS / "export_model.py"),
+            str(tmp_path / "train.pt"),
+            str(tmp_path / "ship.pt"),
+            "--max-mb",
+            "0",
+            "--infer",
+            "median=7",
+            "threshold=0.6",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr
     ship = load_checkpoint(tmp_path / "ship.pt")

@@ -15,15 +15,27 @@ from diarize.utils import DiarizeError
 
 def tiny_config(tmp_path, data, out="exp", **train):
     fields = dict(
-        train_data=str(data), dev_data=str(data), out_dir=str(tmp_path / out), chunk_frames=40,
-        batch_size=4, epochs=2, lr=3e-3, scheduler="warmup", warmup_steps=5, log_interval=0, seed=3,
+        train_data=str(data),
+        dev_data=str(data),
+        out_dir=str(tmp_path / out),
+        chunk_frames=40,
+        batch_size=4,
+        epochs=2,
+        lr=3e-3,
+        scheduler="warmup",
+        warmup_steps=5,
+        log_interval=0,
+        seed=3,
     )
     fields.update(train)
-    return load_config(None, {
-        "features": {"fbank": {"n_mels": 16, "context": 2}},
-        "model": {"d_model": 16, "n_layers": 1, "n_heads": 2, "ff_dim": 32},
-        "train": fields,
-    })
+    return load_config(
+        None,
+        {
+            "features": {"fbank": {"n_mels": 16, "context": 2}},
+            "model": {"d_model": 16, "n_layers": 1, "n_heads": 2, "ff_dim": 32},
+            "train": fields,
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +63,9 @@ def test_resume_after_a_kill_gives_the_same_parameters(tmp_path, data):
     straight = train(tiny_config(tmp_path, data, out="straight", epochs=3, epoch_chunks=6))
     # "killed" after epoch 1, then resumed to 3 epochs
     train(tiny_config(tmp_path, data, out="resumed", epochs=1, epoch_chunks=6))
-    resumed = train(tiny_config(tmp_path, data, out="resumed", epochs=3, epoch_chunks=6), resume=True)
+    resumed = train(
+        tiny_config(tmp_path, data, out="resumed", epochs=3, epoch_chunks=6), resume=True
+    )
     a = load_checkpoint(straight / "checkpoint_epoch3.pt")
     b = load_checkpoint(resumed / "checkpoint_epoch3.pt")
     assert a["model"].keys() == b["model"].keys()
@@ -69,11 +83,22 @@ def test_existing_checkpoints_need_resume(tmp_path, data):
 def test_adaptation_starts_from_init_and_checks_architecture(tmp_path, data):
     base = train(tiny_config(tmp_path, data, out="base", epochs=1, dev_data=""))
     init = base / "checkpoint_epoch1.pt"
-    adapted = tiny_config(tmp_path, data, out="adapt", epochs=1, dev_data="", lr=0.0, scheduler="constant")
+    adapted = tiny_config(
+        tmp_path, data, out="adapt", epochs=1, dev_data="", lr=0.0, scheduler="constant"
+    )
     out = train(adapted, init=str(init))
-    before, after = load_checkpoint(init)["model"], load_checkpoint(out / "checkpoint_epoch1.pt")["model"]
+    before, after = (
+        load_checkpoint(init)["model"],
+        load_checkpoint(out / "checkpoint_epoch1.pt")["model"],
+    )
     assert all(torch.equal(before[k], after[k]) for k in before)  # lr 0: weights unchanged
-    other = load_config(None, {"model": {"d_model": 8, "n_heads": 2}, "train": {"train_data": str(data), "out_dir": str(tmp_path / "x")}})
+    other = load_config(
+        None,
+        {
+            "model": {"d_model": 8, "n_heads": 2},
+            "train": {"train_data": str(data), "out_dir": str(tmp_path / "x")},
+        },
+    )
     with pytest.raises(DiarizeError, match="same architecture"):
         train(other, init=str(init))
 
@@ -92,7 +117,11 @@ def test_average_of_checkpoints(tmp_path, data):
 def test_cli_train_bad_config_is_one_line(tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("model:\n  layers: 3\n")
-    proc = subprocess.run([sys.executable, "-m", "diarize", "train", "--config", str(cfg)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "diarize", "train", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0 and "unknown key(s) layers" in proc.stderr
 
@@ -108,9 +137,24 @@ def test_ddp_with_two_gloo_processes(tmp_path, data):
     cfg.write_text(yaml.safe_dump(to_dict(config)))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-         "-m", "diarize", "train", "--config", str(cfg)],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29517",
+            "-m",
+            "diarize",
+            "train",
+            "--config",
+            str(cfg),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     ckpt = load_checkpoint(tmp_path / "ddp" / "checkpoint_epoch1.pt")
@@ -120,7 +164,9 @@ def test_ddp_with_two_gloo_processes(tmp_path, data):
 def test_cli_set_overrides_any_field():
     from diarize.cli.train import parse_sets
 
-    assert parse_sets(["features.wavlm.checkpoint=/x/WavLM-Base+.pt", "train.lr=2e-5", "train.amp=false"]) == {
+    assert parse_sets(
+        ["features.wavlm.checkpoint=/x/WavLM-Base+.pt", "train.lr=2e-5", "train.amp=false"]
+    ) == {
         "features": {"wavlm": {"checkpoint": "/x/WavLM-Base+.pt"}},
         "train": {"lr": 2e-5, "amp": False},
     }
@@ -131,6 +177,9 @@ def test_cli_set_overrides_any_field():
 def test_cli_set_unknown_field_is_one_line(tmp_path):
     cfg = tmp_path / "ok.yaml"
     cfg.write_text("model:\n  d_model: 16\n")
-    proc = subprocess.run([sys.executable, "-m", "diarize", "train", "--config", str(cfg), "--set", "model.layerz=2"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "diarize", "train", "--config", str(cfg), "--set", "model.layerz=2"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1 and "unknown key(s) layerz" in proc.stderr

@@ -25,7 +25,9 @@ def main() -> int:
     args = p.parse_args()
     recordings = list(load_diarization_set(args.data))
     if len(recordings) != 1:
-        raise SystemExit(f"export_example: error: {args.data} holds {len(recordings)} recordings, expected 1")
+        raise SystemExit(
+            f"export_example: error: {args.data} holds {len(recordings)} recordings, expected 1"
+        )
     rec = recordings[0]
     name = args.out.name
     write_audio(args.out.with_suffix(".flac"), load_audio(rec.path))

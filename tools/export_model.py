@@ -24,16 +24,22 @@ from diarize.utils import atomic_path
 KEEP = ("format", "version", "versions", "config", "model", "epoch", "step", "averaged")
 
 
-def export(src: Path, dst: Path, max_mb: float, infer: dict[str, str] | None = None) -> tuple[float, str]:
+def export(
+    src: Path, dst: Path, max_mb: float, infer: dict[str, str] | None = None
+) -> tuple[float, str]:
     ckpt = load_checkpoint(src)
     out = {k: ckpt[k] for k in KEEP if k in ckpt}
     if infer:
         config = config_of(ckpt)
         fields = {k: _parse(v) for k, v in infer.items()}
-        out["config"] = to_dict(replace(config, infer=from_dict(InferConfig, {**to_dict(config.infer), **fields})))
+        out["config"] = to_dict(
+            replace(config, infer=from_dict(InferConfig, {**to_dict(config.infer), **fields}))
+        )
     size = sum(v.numel() * v.element_size() for v in out["model"].values()) / 2**20
     if size > max_mb:
-        out["model"] = {k: v.half() if v.is_floating_point() else v for k, v in out["model"].items()}
+        out["model"] = {
+            k: v.half() if v.is_floating_point() else v for k, v in out["model"].items()
+        }
     with atomic_path(dst) as tmp:
         torch.save(out, tmp)
     digest = hashlib.sha256(dst.read_bytes()).hexdigest()[:16]
@@ -53,8 +59,12 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("src", type=Path)
     p.add_argument("dst", type=Path)
-    p.add_argument("--max-mb", type=float, default=25.0, help="store float16 above this float32 size")
-    p.add_argument("--infer", nargs="*", default=[], metavar="KEY=VALUE", help="inference settings to store")
+    p.add_argument(
+        "--max-mb", type=float, default=25.0, help="store float16 above this float32 size"
+    )
+    p.add_argument(
+        "--infer", nargs="*", default=[], metavar="KEY=VALUE", help="inference settings to store"
+    )
     args = p.parse_args()
     infer = dict(item.split("=", 1) for item in args.infer)
     mb, digest = export(args.src, args.dst, args.max_mb, infer)

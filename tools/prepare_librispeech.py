@@ -32,10 +32,14 @@ def scan(root: Path, subset: str) -> dict[str, tuple[str, Path]]:
     for path in sorted(base.glob("*/*/*.flac")):
         speaker = path.parent.parent.name
         if not path.stem.startswith(f"{speaker}-"):
-            raise SystemExit(f"prepare_librispeech: error: {path}: file name does not start with its speaker id {speaker}")
+            raise SystemExit(
+                f"prepare_librispeech: error: {path}: file name does not start with its speaker id {speaker}"
+            )
         utts[path.stem] = (speaker, path.resolve())
     if not utts:
-        raise SystemExit(f"prepare_librispeech: error: {base}: no .flac file under <speaker>/<chapter>/")
+        raise SystemExit(
+            f"prepare_librispeech: error: {base}: no .flac file under <speaker>/<chapter>/"
+        )
     return utts
 
 
@@ -53,7 +57,9 @@ def prepare(root: Path, out: Path, train: list[str], dev: list[str]) -> tuple[in
     dev_spk = sorted({s for s, _ in dev_utts.values()})
     shared = set(train_spk) & set(dev_spk)
     if shared:
-        raise SystemExit(f"prepare_librispeech: error: speakers in both train and dev subsets: {sorted(shared)[:10]}")
+        raise SystemExit(
+            f"prepare_librispeech: error: speakers in both train and dev subsets: {sorted(shared)[:10]}"
+        )
     utts = dict(sorted({**train_utts, **dev_utts}.items()))
     out.mkdir(parents=True, exist_ok=True)
     write_lines(out / "wav.scp", [f"{u} {p}" for u, (_, p) in utts.items()])
@@ -70,7 +76,9 @@ def prepare(root: Path, out: Path, train: list[str], dev: list[str]) -> tuple[in
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("root", type=Path, help="LibriSpeech directory (holding train-clean-100/, dev-clean/...)")
+    p.add_argument(
+        "root", type=Path, help="LibriSpeech directory (holding train-clean-100/, dev-clean/...)"
+    )
     p.add_argument("out", type=Path, help="output corpus directory")
     p.add_argument("--train", nargs="+", default=["train-clean-100"], help="training subsets")
     p.add_argument("--dev", nargs="+", default=["dev-clean"], help="held-out subsets")

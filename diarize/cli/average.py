@@ -15,7 +15,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("checkpoints", nargs="*", metavar="CKPT", help="checkpoint files to average")
     p.add_argument("--exp-dir", help="training output directory (with checkpoint_epochN.pt files)")
-    p.add_argument("--last", type=int, default=5, help="with --exp-dir: how many newest epochs (default 5)")
+    p.add_argument(
+        "--last", type=int, default=5, help="with --exp-dir: how many newest epochs (default 5)"
+    )
     p.add_argument("-o", "--output", required=True, help="averaged checkpoint to write")
     p.set_defaults(func=run)
 
@@ -37,5 +39,7 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         raise DiarizeError("give checkpoint files or --exp-dir")
     average_checkpoints(paths, args.output)
-    print(f"averaged {len(paths)} checkpoints ({', '.join(p.name for p in paths)}) -> {args.output}")
+    print(
+        f"averaged {len(paths)} checkpoints ({', '.join(p.name for p in paths)}) -> {args.output}"
+    )
     return 0

@@ -16,15 +16,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "Several processes: torchrun --nproc_per_node N -m diarize train ...",
     )
     p.add_argument("--config", required=True, help="YAML experiment config (configs/*.yaml)")
-    p.add_argument("--init", metavar="CKPT", help="start from this checkpoint's weights (adaptation / fine-tuning)")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the output directory")
+    p.add_argument(
+        "--init",
+        metavar="CKPT",
+        help="start from this checkpoint's weights (adaptation / fine-tuning)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the newest checkpoint in the output directory",
+    )
     p.add_argument("--out-dir", help="override train.out_dir")
     p.add_argument("--train-data", help="override train.train_data")
     p.add_argument("--dev-data", help="override train.dev_data")
     p.add_argument("--epochs", type=int, help="override train.epochs")
     p.add_argument("--seed", type=int, help="override train.seed")
     p.add_argument(
-        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
         help="override any config field, e.g. --set features.wavlm.checkpoint=/path/WavLM-Base+.pt "
         "--set train.feature_cache=exp/cache (repeatable; VALUE is read as YAML)",
     )

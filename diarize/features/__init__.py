@@ -24,7 +24,9 @@ class Frontend(nn.Module):
         """Output frames for ``num_samples`` input samples."""
         raise NotImplementedError
 
-    def forward(self, wave: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, wave: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """wave (batch, samples), lengths (batch,) in samples ->
         feats (batch, frames, out_dim), frame lengths (batch,)."""
         raise NotImplementedError

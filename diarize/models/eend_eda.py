@@ -174,7 +174,9 @@ class EncoderDecoderAttractor(nn.Module):
         # An item with no frame is encoded from its (zero) first frame.
         lengths = frame_lengths.clamp(1, emb.shape[1])
         if emb.is_cuda:  # cuDNN runs packed sequences fast
-            packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            packed = pack_padded_sequence(
+                emb, lengths.cpu(), batch_first=True, enforce_sorted=False
+            )
             _, state = self.encoder(packed)  # (h, c), each (1, batch, dim)
         else:
             state = lstm_final_state(self.encoder, emb, lengths)
@@ -197,7 +199,9 @@ def lstm_final_state(
     """
     if lstm.num_layers != 1 or lstm.bidirectional or not lstm.batch_first:
         raise ValueError("lstm_final_state needs a one-layer, one-way, batch_first LSTM")
-    gates_x = x @ lstm.weight_ih_l0.T + (lstm.bias_ih_l0 + lstm.bias_hh_l0)  # (batch, frames, 4 hidden)
+    gates_x = x @ lstm.weight_ih_l0.T + (
+        lstm.bias_ih_l0 + lstm.bias_hh_l0
+    )  # (batch, frames, 4 hidden)
     h = x.new_zeros(x.shape[0], lstm.hidden_size)
     c = x.new_zeros(x.shape[0], lstm.hidden_size)
     for t, g_x in enumerate(gates_x.unbind(1)):
