@@ -67,3 +67,21 @@ def write_synthetic_set(root, num_recordings: int = 4, seconds: float = 12.0, se
     (root / "wav.scp").write_text("\n".join(scp) + "\n")
     (root / "rttm").write_text("\n".join(rttm) + "\n")
     return root
+
+
+TINY_MODEL = {"d_model": 16, "n_layers": 1, "n_heads": 2, "ff_dim": 32}
+
+
+def tiny_experiment(tmp_path, data, out: str = "exp", features: dict | None = None, **train):
+    """An ExperimentConfig small enough to train in seconds on ``data``, writing to
+    ``tmp_path / out``; ``train`` overrides TrainConfig fields."""
+    from diarize.config import load_config
+
+    fields = dict(
+        train_data=str(data), dev_data=str(data), out_dir=str(tmp_path / out), chunk_frames=40,
+        batch_size=4, epochs=2, lr=3e-3, scheduler="warmup", warmup_steps=5, log_interval=0,
+        seed=3,
+    )  # fmt: skip
+    fields.update(train)
+    features = features or {"fbank": {"n_mels": 16, "context": 2}}
+    return load_config(None, {"features": features, "model": TINY_MODEL, "train": fields})

@@ -9,10 +9,10 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import write_synthetic_set
+from conftest import tiny_experiment, write_synthetic_set
 
 from diarize.checkpoint import load_checkpoint, load_model
-from diarize.config import FeatureConfig, WavLMConfig, load_config
+from diarize.config import FeatureConfig, WavLMConfig
 from diarize.data.dataset import ChunkDataset, collate
 from diarize.data.kaldi import load_diarization_set
 from diarize.features import build_frontend, cache
@@ -128,32 +128,8 @@ def test_precomputed_states_must_fit_the_wave():
 
 
 def wavlm_config(tmp_path, data, out: str, **train):
-    fields = dict(
-        train_data=str(data),
-        dev_data=str(data),
-        out_dir=str(tmp_path / out),
-        chunk_frames=40,
-        batch_size=4,
-        epochs=2,
-        lr=3e-3,
-        scheduler="warmup",
-        warmup_steps=5,
-        log_interval=0,
-        seed=3,
-        amp=False,
-    )
-    fields.update(train)
-    return load_config(
-        None,
-        {
-            "features": {
-                "kind": "wavlm",
-                "wavlm": {"shape": "tiny", "frame_shift": 0.1, "freeze": "all"},
-            },
-            "model": {"d_model": 16, "n_layers": 1, "n_heads": 2, "ff_dim": 32},
-            "train": fields,
-        },
-    )
+    features = {"kind": "wavlm", "wavlm": {"shape": "tiny", "frame_shift": 0.1, "freeze": "all"}}
+    return tiny_experiment(tmp_path, data, out, features=features, amp=False, **train)
 
 
 @pytest.mark.slow

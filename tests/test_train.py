@@ -5,7 +5,7 @@ import sys
 
 import pytest
 import torch
-from conftest import write_synthetic_set
+from conftest import tiny_experiment, write_synthetic_set
 
 from diarize.checkpoint import average_checkpoints, load_checkpoint, load_model
 from diarize.config import load_config
@@ -14,28 +14,7 @@ from diarize.utils import DiarizeError
 
 
 def tiny_config(tmp_path, data, out="exp", **train):
-    fields = dict(
-        train_data=str(data),
-        dev_data=str(data),
-        out_dir=str(tmp_path / out),
-        chunk_frames=40,
-        batch_size=4,
-        epochs=2,
-        lr=3e-3,
-        scheduler="warmup",
-        warmup_steps=5,
-        log_interval=0,
-        seed=3,
-    )
-    fields.update(train)
-    return load_config(
-        None,
-        {
-            "features": {"fbank": {"n_mels": 16, "context": 2}},
-            "model": {"d_model": 16, "n_layers": 1, "n_heads": 2, "ff_dim": 32},
-            "train": fields,
-        },
-    )
+    return tiny_experiment(tmp_path, data, out, **train)
 
 
 @pytest.fixture(scope="module")
