@@ -181,6 +181,32 @@ def merge_overrides(base: dict, extra: dict) -> dict:
     return out
 
 
+def parse_value(text: str) -> Any:
+    """A command-line value: a number if it reads as one (YAML 1.1 would leave ``2e-5`` a
+    string), else YAML (``true``, ``[1, 2]``, plain strings)."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return yaml.safe_load(text) if text else ""
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["a.b=1", "a.c=x"]`` -> ``{"a": {"b": 1, "c": "x"}}``, for :func:`load_config`."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise DiarizeError(f"--set expects SECTION.KEY=VALUE, got {item!r}")
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = parse_value(value)
+    return out
+
+
 def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 

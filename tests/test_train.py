@@ -141,16 +141,16 @@ def test_ddp_with_two_gloo_processes(tmp_path, data):
 
 
 def test_cli_set_overrides_any_field():
-    from diarize.cli.train import parse_sets
+    from diarize.config import parse_overrides
 
-    assert parse_sets(
+    assert parse_overrides(
         ["features.wavlm.checkpoint=/x/WavLM-Base+.pt", "train.lr=2e-5", "train.amp=false"]
     ) == {
         "features": {"wavlm": {"checkpoint": "/x/WavLM-Base+.pt"}},
         "train": {"lr": 2e-5, "amp": False},
     }
     with pytest.raises(DiarizeError, match="SECTION.KEY=VALUE"):
-        parse_sets(["train.lr"])
+        parse_overrides(["train.lr"])
 
 
 def test_cli_set_unknown_field_is_one_line(tmp_path):

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from diarize.checkpoint import config_of, load_checkpoint
-from diarize.config import InferConfig, from_dict, to_dict
+from diarize.config import InferConfig, from_dict, parse_value, to_dict
 from diarize.utils import atomic_path
 
 KEEP = ("format", "version", "versions", "config", "model", "epoch", "step", "averaged")
@@ -31,7 +31,7 @@ def export(
     out = {k: ckpt[k] for k in KEEP if k in ckpt}
     if infer:
         config = config_of(ckpt)
-        fields = {k: _parse(v) for k, v in infer.items()}
+        fields = {k: parse_value(v) for k, v in infer.items()}
         out["config"] = to_dict(
             replace(config, infer=from_dict(InferConfig, {**to_dict(config.infer), **fields}))
         )
@@ -44,15 +44,6 @@ def export(
         torch.save(out, tmp)
     digest = hashlib.sha256(dst.read_bytes()).hexdigest()[:16]
     return dst.stat().st_size / 2**20, digest
-
-
-def _parse(value: str) -> int | float | str:
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value
 
 
 def main() -> int:

@@ -42,35 +42,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def parse_sets(items: list[str]) -> dict:
-    """``["a.b=1", "a.c=x"]`` -> ``{"a": {"b": 1, "c": "x"}}`` (values parsed as YAML)."""
-    from diarize.utils import DiarizeError
-
-    out: dict = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise DiarizeError(f"--set expects SECTION.KEY=VALUE, got {item!r}")
-        *parents, leaf = key.split(".")
-        node = out
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = _value(value)
-    return out
-
-
-def _value(text: str):
-    """A number if it reads as one (YAML would leave ``2e-5`` a string), else YAML."""
-    import yaml
-
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return yaml.safe_load(text) if text else ""
-
-
 def run(args: argparse.Namespace) -> int:
     from diarize.config import load_config
 
@@ -85,9 +56,11 @@ def run(args: argparse.Namespace) -> int:
         }.items()
         if v is not None
     }
-    from diarize.config import merge_overrides
+    from diarize.config import merge_overrides, parse_overrides
 
-    config = load_config(args.config, merge_overrides(parse_sets(args.set), {"train": overrides}))
+    config = load_config(
+        args.config, merge_overrides(parse_overrides(args.set), {"train": overrides})
+    )
     from diarize.train import train
 
     out = train(config, init=args.init, resume=args.resume)
