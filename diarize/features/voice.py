@@ -1,0 +1,105 @@
+"""Voice features for linking speakers across windows: spectral envelope and pitch.
+
+EEND-EDA's attractors name the speakers of one window; they say little about who is who in
+another window (on the bundled model the cosine of two attractors of one person averages
+0.89, of two different persons 0.85). Linking therefore also compares what the local speakers
+sound like, over the frames where each one speaks alone:
+
+- the average log-mel spectrum (40 bands, 25 ms windows every 10 ms): the long-term average
+  spectrum, shaped by the vocal tract, the voice quality, the speaker's level and distance
+  to the microphone (removing the level, i.e. comparing shapes only, linked worse on the
+  long-recording benchmark);
+- the average log fundamental frequency of the voiced frames (normalised autocorrelation of
+  40 ms frames, 60-400 Hz).
+
+:func:`voice_frames` computes both per model frame; :func:`voice_profiles` pools them per
+local speaker of a window. Nothing here is learned: the features work with any checkpoint.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torchaudio
+
+N_MELS = 40
+SUB_HOP = 160  # samples between analysis frames (10 ms at 16 kHz)
+MEL_WIN, MEL_FFT = 400, 512  # 25 ms Hann window
+PITCH_WIN = 640  # 40 ms: two periods of 50 Hz
+F0_MIN, F0_MAX = 60.0, 400.0  # Hz
+VOICING = 0.6  # normalised autocorrelation peak above which a frame is voiced
+OCTAVE = 0.85  # a shorter lag within this fraction of the highest peak is the period
+LOG_FLOOR = 1e-10
+
+_MEL_CACHE: dict[tuple[int, int], torch.Tensor] = {}
+
+
+def voice_frames(wave: np.ndarray, frame_samples: int, sample_rate: int = 16000) -> np.ndarray:
+    """wave (samples,) -> (frames, N_MELS + 1) with ``frames = samples // frame_samples``: per
+    frame the mean log-mel spectrum of its 10 ms analysis frames and the
+    median log F0 of its voiced analysis frames (NaN when none is voiced).
+
+    ``frame_samples`` must be a multiple of 10 ms (the model's frame shift, e.g. 100 ms).
+    """
+    hop = round(SUB_HOP * sample_rate / 16000)
+    if frame_samples % hop:
+        raise ValueError(f"frame of {frame_samples} samples is not a multiple of {hop}")
+    frames, sub = len(wave) // frame_samples, frame_samples // hop
+    out = np.full((frames, N_MELS + 1), np.nan, dtype=np.float32)
+    if frames == 0:
+        return out
+    x = torch.from_numpy(np.ascontiguousarray(wave[: frames * frame_samples], dtype=np.float32))
+    win, fft, pitch_win = (round(n * sample_rate / 16000) for n in (MEL_WIN, MEL_FFT, PITCH_WIN))
+    x = torch.nn.functional.pad(x, (0, pitch_win))  # analysis frame j starts at sample j * hop
+    n = frames * sub
+
+    spec = torch.stft(x, fft, hop, win, torch.hann_window(win), center=False, return_complex=True)
+    power = spec.abs().square()[:, :n]  # (fft // 2 + 1, n)
+    log_mel = torch.log(_mel_matrix(fft, sample_rate).T @ power + LOG_FLOOR).T  # (n, N_MELS)
+    out[:, :N_MELS] = log_mel.reshape(frames, sub, N_MELS).mean(1).numpy()
+
+    seg = x.unfold(0, pitch_win, hop)[:n]  # (n, pitch_win)
+    seg = seg - seg.mean(1, keepdim=True)
+    window = torch.hann_window(pitch_win)
+    acf = torch.fft.irfft(torch.fft.rfft(seg * window, n=2 * pitch_win).abs().square())
+    taper = torch.fft.irfft(torch.fft.rfft(window, n=2 * pitch_win).abs().square())
+    acf = acf[:, : pitch_win + 1] / acf[:, :1].clamp_min(LOG_FLOOR)
+    acf = acf / (taper[: pitch_win + 1] / taper[0]).clamp_min(1e-3)  # undo the window's taper
+    lo, hi = int(sample_rate / F0_MAX), int(sample_rate / F0_MIN)
+    acf = acf[:, lo - 1 : hi + 1]  # one lag of margin on each side for the peak test
+    inner = acf[:, 1:-1]
+    peak = inner.max(1).values
+    # The period is the shortest lag whose peak comes close to the highest one: multiples of
+    # the period correlate as well (a periodic signal repeats there too) and must not win.
+    is_peak = (inner >= acf[:, :-2]) & (inner >= acf[:, 2:]) & (inner >= OCTAVE * peak[:, None])
+    lag = is_peak.float().argmax(1) + lo
+    voiced = (peak > VOICING) & (seg.square().mean(1) > 1e-8)
+    log_f0 = torch.where(voiced, np.log(sample_rate) - torch.log(lag.float()), np.nan)
+    out[:, N_MELS] = torch.nanmedian(log_f0.reshape(frames, sub), 1).values.numpy()
+    return out
+
+
+def _mel_matrix(fft: int, sample_rate: int) -> torch.Tensor:
+    key = (fft, sample_rate)
+    if key not in _MEL_CACHE:
+        _MEL_CACHE[key] = torchaudio.functional.melscale_fbanks(
+            fft // 2 + 1, 0.0, sample_rate / 2, N_MELS, sample_rate
+        )  # (fft // 2 + 1, N_MELS)
+    return _MEL_CACHE[key]
+
+
+def voice_profiles(features: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """features (frames, N_MELS + 1) from :func:`voice_frames`, active (frames, speakers) bool
+    -> (profiles (speakers, N_MELS + 1), counts (speakers,)): each speaker's mean over the
+    frames where it alone is active (log F0 over the voiced ones; NaN where there are none),
+    and the number of those frames."""
+    alone = active & (active.sum(1, keepdims=True) == 1)  # (frames, speakers)
+    counts = alone.sum(0)
+    profiles = np.full((active.shape[1], features.shape[1]), np.nan, dtype=np.float64)
+    for k in np.flatnonzero(counts):
+        x = features[alone[:, k]]
+        profiles[k, :N_MELS] = x[:, :N_MELS].mean(0)
+        f0 = x[:, N_MELS][~np.isnan(x[:, N_MELS])]
+        if len(f0):
+            profiles[k, N_MELS] = f0.mean()
+    return profiles, counts
