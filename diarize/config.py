@@ -101,9 +101,9 @@ class InferConfig:
     window: float = 0.0  # seconds per window (0 = the training chunk length)
     hop: float = 0.0  # seconds between windows (0 = half a window)
     batch_size: int = 8  # windows per forward pass
-    link_threshold: float = (
-        0.5  # similarity above which speakers of two windows are one (unknown count)
-    )
+    # similarity (voices, attractors, activity agreement; see diarize.inference) above which
+    # the local speakers of two windows are one speaker, when their number is unknown
+    link_threshold: float = 0.3
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,17 @@ speakers in each chunk, in its own order. A long recording is therefore diarized
    chunk length (hop: half a window) cut from audio streamed block by block, so memory does
    not grow with the recording beyond the per-window outputs, which are small.
 2. **Forward** (:func:`infer_windows`): windows in batches through ``model.infer``; each keeps
-   its posteriors ``probs (frames, local speakers)`` and ``attractors (local speakers, d_model)``.
+   its posteriors ``probs (frames, local speakers)``, ``attractors (local speakers, d_model)``
+   and a voice profile per local speaker.
 3. **Linking** (:func:`link`): the windows' local speakers become global ones by constrained
-   agglomerative clustering (average linkage) of their attractors (cosine similarity), helped
-   where windows overlap by how well the local speakers' activities agree on the shared
-   frames. Two local speakers of one window never merge (cannot-link). The number of global
-   speakers is given (``num_speakers``), bounded (``min_speakers``/``max_speakers``) or set
-   by ``InferConfig.link_threshold``.
+   agglomerative clustering (average linkage). Two local speakers are compared by their
+   voices (:mod:`diarize.features.voice`: average log-mel spectrum and log F0 over the frames
+   where each speaks alone, centred on the recording's average voice), falling back to the
+   cosine of their attractors when either has too few such frames; where windows overlap,
+   the agreement of the two speakers' activities on the shared frames is mixed in. Two local
+   speakers of one window never merge (cannot-link). The number of global speakers is given
+   (``num_speakers``), bounded (``min_speakers``/``max_speakers``) or set by
+   ``InferConfig.link_threshold``.
 4. **Stitching and post-processing** (:func:`stitch`, :func:`postprocess`): posteriors are
    averaged over the windows covering each frame, thresholded, median-filtered, cleaned of
    short turns and pauses, and turned into an overlap-aware ``Annotation``; an exclusive
@@ -35,6 +39,7 @@ from scipy.ndimage import median_filter
 from diarize.audio import SAMPLE_RATE, audio_info, iter_blocks
 from diarize.config import InferConfig, TrainConfig
 from diarize.data.labels import labels_to_annotation
+from diarize.features.voice import N_MELS, voice_frames, voice_profiles
 from diarize.utils import DiarizeError
 
 # Frames whose peak amplitude stays below this (-80 dBFS: digital or dithered silence) are
@@ -42,8 +47,18 @@ from diarize.utils import DiarizeError
 SILENCE_PEAK = 1e-4
 # A local speaker active (posterior > threshold) in fewer frames of its window is ignored.
 MIN_ACTIVE_FRAMES = 2
-# Weight of the activity agreement on shared frames against the attractors' cosine.
-OVERLAP_WEIGHT = 0.5
+# Linking constants, chosen (with InferConfig.link_threshold = 0.3) on three draws of
+# bench/long_audio.py (seeds 1-3, held-out persons) and on sim_dev2 (README, "Long
+# recordings"). Weight of the activity agreement on shared frames against the voice (or
+# attractor) similarity:
+OVERLAP_WEIGHT = 2.0
+# A local speaker needs this many frames alone in its window for its voice to count (fewer:
+# it joins the most similar cluster after the others are clustered):
+MIN_VOICE_FRAMES = 20
+# log F0 against the 40 log-mel bands, and the floor that keeps one speaker's profiles
+# similar when the recording holds nobody else to contrast them with (`voice_similarity`):
+F0_WEIGHT = 30.0
+VOICE_FLOOR = 20.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +68,10 @@ class WindowOutput:
     start: int  # first frame of the window in the recording
     probs: np.ndarray  # (frames, local speakers) posteriors
     attractors: np.ndarray  # (local speakers, d_model)
+    # (local speakers, N_MELS + 1): mean log-mel and log F0 (NaN: unvoiced) over the frames
+    # where each speaks alone, and how many frames that is (local speakers,); None: unknown
+    voice: np.ndarray | None = None
+    voice_frames: np.ndarray | None = None
 
     @property
     def stop(self) -> int:
@@ -133,9 +152,13 @@ def infer_windows(
     device: str = "cpu",
     max_speakers: int | None = None,
     progress: Callable[[int], None] | None = None,
+    threshold: float = 0.5,
+    sample_rate: int = SAMPLE_RATE,
 ) -> list[WindowOutput]:
     """Run ``(start frame, wave (samples,))`` windows through ``model.infer`` in batches.
-    Frames of (near-)digital silence get zero posteriors. ``progress(n)`` after each batch."""
+    Frames of (near-)digital silence get zero posteriors; each local speaker gets a voice
+    profile over the frames where it alone is above ``threshold``. ``progress(n)`` after
+    each batch."""
     if batch_size < 1:
         raise DiarizeError(f"batch size must be >= 1, got {batch_size}")
     outputs: list[WindowOutput] = []
@@ -143,18 +166,24 @@ def infer_windows(
     for item in windows:
         batch.append(item)
         if len(batch) == batch_size:
-            outputs += _infer_batch(model, batch, samples_per_frame, device, max_speakers)
+            outputs += _infer_batch(
+                model, batch, samples_per_frame, device, max_speakers, threshold, sample_rate
+            )
             batch = []
             if progress:
                 progress(batch_size)
     if batch:
-        outputs += _infer_batch(model, batch, samples_per_frame, device, max_speakers)
+        outputs += _infer_batch(
+            model, batch, samples_per_frame, device, max_speakers, threshold, sample_rate
+        )
         if progress:
             progress(len(batch))
     return outputs
 
 
-def _infer_batch(model, batch, samples_per_frame, device, max_speakers) -> list[WindowOutput]:
+def _infer_batch(
+    model, batch, samples_per_frame, device, max_speakers, threshold, sample_rate
+) -> list[WindowOutput]:
     import torch
 
     lengths = [len(wave) for _, wave in batch]
@@ -176,7 +205,10 @@ def _infer_batch(model, batch, samples_per_frame, device, max_speakers) -> list[
             np.abs(w[: frames * samples_per_frame]).reshape(frames, samples_per_frame).max(axis=1)
         )
         probs[peak < SILENCE_PEAK] = 0.0
-        results.append(WindowOutput(start, probs, attractors.float().cpu().numpy()))
+        voice, counts = voice_profiles(
+            voice_frames(w, samples_per_frame, sample_rate)[:frames], probs > threshold
+        )
+        results.append(WindowOutput(start, probs, attractors.float().cpu().numpy(), voice, counts))
     return results
 
 
@@ -210,9 +242,19 @@ def link(
     node_window = np.array([w for w, _ in nodes])
     cannot = node_window[:, None] == node_window[None, :]  # (nodes, nodes)
     weight = np.array([(windows[w].probs[:, k] > threshold).sum() for w, k in nodes], dtype=float)
-    labels = constrained_ahc(
-        sim, cannot, link_threshold, weight, num_speakers, min_speakers, max_speakers
-    )
+    heard = np.array([_heard(windows[w], k) for w, k in nodes])
+    if heard.all() or not heard.any():
+        labels = constrained_ahc(
+            sim, cannot, link_threshold, weight, num_speakers, min_speakers, max_speakers
+        )
+    else:  # voices first; speakers never heard alone then join the most similar cluster
+        labels = np.full(len(nodes), -1)
+        both = np.ix_(heard, heard)
+        labels[heard] = constrained_ahc(
+            sim[both], cannot[both], link_threshold, weight[heard], num_speakers, min_speakers,
+            max_speakers,
+        )  # fmt: skip
+        labels = _attach(labels, sim, cannot, num_speakers or max_speakers)
     first = {}
     for (w, k), label in zip(nodes, labels, strict=True):
         onset = windows[w].start + int(np.argmax(windows[w].probs[:, k] > threshold))
@@ -221,6 +263,32 @@ def link(
     for (w, k), label in zip(nodes, labels, strict=True):
         assignment[w][k] = order[label]
     return assignment
+
+
+def _heard(window: WindowOutput, k: int) -> bool:
+    """Whether local speaker ``k`` of ``window`` has a voice profile to compare."""
+    return window.voice_frames is not None and window.voice_frames[k] >= MIN_VOICE_FRAMES
+
+
+def _attach(
+    labels: np.ndarray, sim: np.ndarray, cannot: np.ndarray, ceiling: int | None = None
+) -> np.ndarray:
+    """Give each unlabelled item (-1) the cluster of highest average similarity among those
+    holding no item it cannot link with, or a new cluster of its own if there is none (or,
+    once there are ``ceiling`` clusters, the most similar cluster after all). Items are
+    attached in index order, each seeing the ones attached before it."""
+    labels = labels.copy()
+    for i in np.flatnonzero(labels < 0):
+        clusters = np.unique(labels[labels >= 0])
+        score = np.array([sim[i, labels == c].mean() for c in clusters])
+        allowed = np.array([not cannot[i, labels == c].any() for c in clusters])
+        if allowed.any():
+            labels[i] = clusters[np.argmax(np.where(allowed, score, -np.inf))]
+        elif ceiling is not None and len(clusters) >= ceiling:
+            labels[i] = clusters[np.argmax(score)]
+        else:
+            labels[i] = labels.max() + 1
+    return labels
 
 
 def check_speaker_counts(num: int | None, lo: int | None, hi: int | None) -> None:
@@ -239,15 +307,23 @@ def similarity(
     threshold: float,
     min_active_frames: int,
 ) -> np.ndarray:
-    """(nodes, nodes) similarity of local speakers ``(window, index)``: cosine of their
-    attractors; for two windows that overlap, averaged (weight :data:`OVERLAP_WEIGHT`) with
-    the agreement of their activities on the shared frames, in [-1, 1] (2 x soft Dice - 1),
-    when either speaks there."""
+    """(nodes, nodes) similarity of local speakers ``(window, index)``: that of their voices
+    (:func:`voice_similarity`) where both have one, else the cosine of their attractors; for
+    two windows that overlap, averaged (weight :data:`OVERLAP_WEIGHT`) with the agreement of
+    their activities on the shared frames, in [-1, 1] (2 x soft Dice - 1), when either
+    speaks there."""
     att = np.stack([windows[w].attractors[k] for w, k in nodes]).astype(
         np.float64
     )  # (nodes, d_model)
     att /= np.maximum(np.linalg.norm(att, axis=1, keepdims=True), 1e-12)
     sim = att @ att.T
+    if all(windows[w].voice is not None for w, _ in nodes):
+        voice = np.stack([windows[w].voice[k] for w, k in nodes])  # (nodes, N_MELS + 1)
+        counts = np.array([windows[w].voice_frames[k] for w, k in nodes])
+        heard = counts >= MIN_VOICE_FRAMES
+        if heard.any():
+            both = np.ix_(heard, heard)
+            sim[both] = voice_similarity(voice[heard], counts[heard])
     by_window: dict[int, list[int]] = {}
     for n, (w, _) in enumerate(nodes):
         by_window.setdefault(w, []).append(n)
@@ -274,6 +350,32 @@ def similarity(
             )
             sim[block], sim[mirror] = mixed, mixed.T
     return sim
+
+
+def voice_similarity(
+    voice: np.ndarray, counts: np.ndarray, f0_weight: float = F0_WEIGHT, floor: float = VOICE_FLOOR
+) -> np.ndarray:
+    """voice (n, N_MELS + 1) profiles (log-mel, log F0 or NaN) over ``counts (n,)`` frames ->
+    similarity (n, n) in [-1, 1].
+
+    Each profile becomes a vector ``a`` = its log-mel minus the recording's average one, and
+    ``f0_weight`` x its log F0 minus the average log F0 (0 when unvoiced); averages are
+    weighted by ``counts``. The similarity ``1 - |a - b|^2 / (|a|^2 + |b|^2 + floor)`` is
+    close to 1 for two profiles of one voice, near -1 for voices on opposite sides of the
+    average, and near 1 again when the profiles differ by less than the floor (a recording of
+    one voice has no average to contrast it with: only noise is left after centring)."""
+    weight = counts.astype(np.float64)
+    mel = voice[:, :N_MELS].astype(np.float64)
+    mel = mel - (weight[:, None] * mel).sum(0) / weight.sum()
+    f0 = voice[:, N_MELS].astype(np.float64)
+    voiced = ~np.isnan(f0)
+    pitch = np.zeros(len(f0))
+    if voiced.any():
+        pitch[voiced] = f0[voiced] - (weight[voiced] * f0[voiced]).sum() / weight[voiced].sum()
+    a = np.concatenate([mel, f0_weight * pitch[:, None]], axis=1)  # (n, N_MELS + 1)
+    norm = (a**2).sum(1)
+    dist = norm[:, None] + norm[None, :] - 2 * a @ a.T  # |a - b|^2
+    return 1 - np.maximum(dist, 0) / (norm[:, None] + norm[None, :] + floor)
 
 
 def _agreement(pa: np.ndarray, pb: np.ndarray, threshold: float, min_active_frames: int):
@@ -461,6 +563,8 @@ def diarize_file(
         device,
         cap,
         tick if progress else None,
+        config.threshold,
+        sample_rate,
     )
     counts = (num_speakers, min_speakers, max_speakers)
     return finish(

@@ -40,4 +40,4 @@ def test_quick_start_diarizes_the_example(tmp_path):
     assert score.returncode == 0, score.stderr
     total = json.loads((tmp_path / "der.json").read_text())["total"]
     assert total["hyp_speakers"] == total["ref_speakers"] == 2
-    assert total["der"] < 40.0  # 31.92 % when the model was exported (README)
+    assert total["der"] < 30.0  # 20.02 % with the exported model and settings (README)

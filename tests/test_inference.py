@@ -256,7 +256,18 @@ def test_exclusive_keeps_the_most_probable_active_speaker():
 # Whole files -----------------------------------------------------------------------------
 
 
+def no_voices(monkeypatch) -> None:
+    """Link by attractors alone: the stand-in's audio (a ramp) has no voice to compare."""
+
+    def silent(features, active):
+        n = active.shape[1]
+        return np.full((n, features.shape[1]), np.nan), np.zeros(n, dtype=int)
+
+    monkeypatch.setattr(inference, "voice_profiles", silent)
+
+
 def test_diarize_file_recovers_the_truth_streaming(tmp_path, rng, monkeypatch):
+    no_voices(monkeypatch)
     frames = 1500  # 150 s
     truth, vectors = turns(frames, 3, seed=3), rng.standard_normal((3, DIM))
     wave = position_wave(frames)
@@ -300,7 +311,8 @@ def test_diarize_file_recovers_the_truth_streaming(tmp_path, rng, monkeypatch):
     assert not result.exclusive.get_overlap()  # one speaker at a time
 
 
-def test_diarize_file_short_and_forced_counts(tmp_path, rng):
+def test_diarize_file_short_and_forced_counts(tmp_path, rng, monkeypatch):
+    no_voices(monkeypatch)
     truth, vectors = np.zeros((30, 2), dtype=np.float32), rng.standard_normal((2, DIM))
     truth[:20, 0], truth[10:, 1] = 1, 1
     path = tmp_path / "short.wav"
@@ -312,3 +324,69 @@ def test_diarize_file_short_and_forced_counts(tmp_path, rng):
     assert result.probs.shape[1] == 1
     with pytest.raises(DiarizeError, match="not both"):
         diarize_file(model, path, InferConfig(), num_speakers=2, max_speakers=3)
+
+
+# Linking by voice ------------------------------------------------------------------------------
+
+
+class OrderedStandIn(StandIn):
+    """Like :class:`StandIn`, for real audio: it learns where each window starts from the
+    list of window starts (windows come in time order) instead of from the samples."""
+
+    def __init__(self, truth, vectors, starts, seed=0):
+        super().__init__(truth, vectors, seed)
+        self.starts = list(starts)
+
+    def infer(self, wave, lengths=None, num_speakers=None, max_speakers=None, threshold=None):
+        marked = wave.clone()
+        for row in range(len(wave)):  # StandIn reads the start from the first sample
+            marked[row, 0] = (self.starts.pop(0) + 1) / 1024
+        return super().infer(marked, lengths, num_speakers, max_speakers, threshold)
+
+
+def voices_wave(truth: np.ndarray, pitches: list[float], seed: int = 0) -> np.ndarray:
+    """Audio of ``truth (frames, speakers)``: speaker s hums at ``pitches[s]`` with its own
+    spectral tilt, in syllables, whenever it is active."""
+    rng = np.random.default_rng(seed)
+    n = len(truth) * SPF
+    t = np.arange(n) / SR
+    wave = 0.002 * rng.standard_normal(n)
+    for s, f0 in enumerate(pitches):
+        voice = sum(
+            np.sin(2 * np.pi * h * f0 * t) / h ** (0.7 + 0.5 * s) for h in range(1, int(7000 / f0))
+        )
+        syllables = 0.6 + 0.4 * np.sin(2 * np.pi * 4 * t + s)
+        gate = np.repeat(truth[:, s], SPF)
+        wave += 0.05 * voice / np.sqrt(np.mean(voice**2)) * syllables * gate
+    return wave.astype(np.float32)
+
+
+def test_voices_link_speakers_whose_attractors_say_nothing(tmp_path, monkeypatch):
+    frames = 1500  # 150 s, three speakers in turns, windows of 20 s every 10 s
+    truth = turns(frames, 3, seed=4)
+    vectors = np.ones((3, DIM))  # every attractor alike: only the voices tell who is who
+    path = tmp_path / "voices.wav"
+    sf.write(path, voices_wave(truth, [110.0, 175.0, 260.0]), SR, subtype="FLOAT")
+    starts = window_starts(frames, 200, 100)
+
+    model = OrderedStandIn(truth, vectors, starts, seed=1)
+    result = diarize_file(model, path, InferConfig(median=1), chunk_frames=200)
+    assert result.probs.shape[1] == 3
+    assert same_up_to_relabel(truth.astype(bool), result.probs > 0.5) > 0.97
+
+    no_voices(monkeypatch)  # the same windows without voices: speakers get mixed up
+    model = OrderedStandIn(truth, vectors, starts, seed=1)
+    result = diarize_file(model, path, InferConfig(median=1), chunk_frames=200)
+    assert same_up_to_relabel(truth.astype(bool), result.probs > 0.5) < 0.9
+
+
+def test_one_voice_stays_one_speaker(tmp_path):
+    frames = 1500
+    truth = turns(frames, 1, seed=5)
+    path = tmp_path / "one.wav"
+    sf.write(path, voices_wave(truth, [140.0]), SR, subtype="FLOAT")
+    starts = window_starts(frames, 200, 100)
+    model = OrderedStandIn(truth, np.ones((1, DIM)), starts)
+    result = diarize_file(model, path, InferConfig(median=1), chunk_frames=200)
+    assert result.probs.shape[1] == 1
+    assert same_up_to_relabel(truth.astype(bool), result.probs > 0.5) > 0.97
