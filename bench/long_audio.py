@@ -42,8 +42,11 @@ LENGTHS = {"long05": 1, "long20": 4, "long60": 12}  # recording -> segments it s
 # 1. Build -----------------------------------------------------------------------------------
 
 
-def voices_from_corpus(source: str, rng: np.random.Generator) -> dict[str, list]:
-    """{person: utterances} for NUM_SPEAKERS persons of the corpus, one speaker id each."""
+def voices_from_corpus(
+    source: str, rng: np.random.Generator, allowed: list[str] | None = None
+) -> dict[str, list]:
+    """{person: utterances} for NUM_SPEAKERS persons of the corpus (of ``allowed`` persons if
+    given), one speaker id each."""
     from diarize.data.kaldi import load_source_corpus
     from diarize.data.simulate import read_spk2person
 
@@ -51,10 +54,12 @@ def voices_from_corpus(source: str, rng: np.random.Generator) -> dict[str, list]
     person_of = read_spk2person(source)
     persons: dict[str, list] = {}
     for spk in rng.permutation(sorted(by_speaker)):
-        persons.setdefault(person_of.get(str(spk), str(spk)), by_speaker[str(spk)])
+        person = person_of.get(str(spk), str(spk))
+        if allowed is None or person in allowed:
+            persons.setdefault(person, by_speaker[str(spk)])
     if len(persons) < NUM_SPEAKERS:
         sys.exit(f"{source}: {len(persons)} distinct persons, {NUM_SPEAKERS} needed")
-    chosen = sorted(persons)[:NUM_SPEAKERS]
+    chosen = sorted(rng.choice(sorted(persons), size=NUM_SPEAKERS, replace=False))
     return {p: persons[p] for p in chosen}
 
 
@@ -109,15 +114,17 @@ def build_segment(
     return mix.astype(np.float32), turns
 
 
-def build(work: Path, source: str | None, seed: int) -> None:
+def build(work: Path, source: str | None, seed: int, persons: str | None = None) -> None:
     """Write the segments, the long recordings and their RTTMs (skipped when present)."""
     import soundfile as sf
 
     from diarize.audio import write_audio
+    from diarize.data.simulate import read_list
     from diarize.utils import atomic_path, atomic_write
 
     manifest = {
         "source": source,
+        "persons": persons,
         "seed": seed,
         "segments": NUM_SEGMENTS,
         "segment_seconds": SEGMENT,
@@ -129,7 +136,9 @@ def build(work: Path, source: str | None, seed: int) -> None:
     work.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     voices = (
-        voices_from_corpus(source, rng) if source else {f"voice{v}": v for v in range(NUM_SPEAKERS)}
+        voices_from_corpus(source, rng, read_list(persons) if persons else None)
+        if source
+        else {f"voice{v}": v for v in range(NUM_SPEAKERS)}
     )
     all_turns = []
     for i in range(NUM_SEGMENTS):
@@ -242,6 +251,10 @@ def main() -> None:
         "--source", help="single-speaker corpus directory (default: synthetic voices)"
     )
     parser.add_argument(
+        "--persons",
+        help="file listing the persons to draw the 6 speakers from (e.g. the held-out ones)",
+    )
+    parser.add_argument(
         "--work", default="long_audio_work", help="where audio, references and hypotheses go"
     )
     parser.add_argument("--device", default="cpu")
@@ -254,7 +267,7 @@ def main() -> None:
         return measure(args.model, args.measure, args.hyp, args.device)
 
     work = Path(args.work)
-    build(work, args.source, args.seed)
+    build(work, args.source, args.seed, args.persons)
     rows = {name: measure_in_subprocess(args, name) for name in LENGTHS}
     print(
         f"{'recording':10} {'audio s':>8} {'infer s':>8} {'RTF':>7} {'RSS after load MB':>18} {'peak RSS MB':>12}"
