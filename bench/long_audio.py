@@ -3,7 +3,8 @@
 1. Build a 60-minute conversation of 6 speakers who come and go: 12 segments of 5 minutes,
    each with 2-4 of the 6 (the same 6 people all along), cut from a single-speaker source
    corpus (``--source``: a Kaldi-style corpus directory as ``diarize simulate`` takes; one
-   speaker per person of its ``spk2person``), utterances labelled with the simulator's energy
+   speaker per person of its ``spk2person``; ``--persons FILE``: only these persons, e.g.
+   the ones the model never heard), utterances labelled with the simulator's energy
    VAD, light pink noise (20 dB SNR). Without ``--source``, crude synthetic voices (harmonic
    syllables, one pitch and timbre per speaker) stand in, which a trained model may not take
    for speech. Files go to ``--work``: ``seg00..seg11.wav`` (5 min), ``long05/20/60.wav``
@@ -15,7 +16,8 @@
    across the whole hour, next to the DER of the same content diarized as 12 separate
    5-minute files.
 
-    python bench/long_audio.py --model exp/x/model.pt --source data/corpus [--work bench_work]
+    python bench/long_audio.py --model exp/x/model.pt --source data/corpus \
+        --persons data/corpus/persons_dev [--work bench_work] [--seed N]
 
 Results are also written to ``<work>/results.json``.
 """

@@ -100,7 +100,8 @@ def add_inference_options(p: argparse.ArgumentParser) -> None:
         "--link-threshold",
         type=float,
         metavar="SIM",
-        help="similarity for linking speakers across windows",
+        help="similarity above which speakers of different windows are one (voices, "
+        "activity agreement; lower: fewer speakers; unknown count only)",
     )
     g.add_argument("--batch-size", type=int, metavar="N", help="windows per forward pass")
     g.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
