@@ -205,9 +205,11 @@ def _infer_batch(
             np.abs(w[: frames * samples_per_frame]).reshape(frames, samples_per_frame).max(axis=1)
         )
         probs[peak < SILENCE_PEAK] = 0.0
-        voice, counts = voice_profiles(
-            voice_frames(w, samples_per_frame, sample_rate)[:frames], probs > threshold
-        )
+        try:
+            features = voice_frames(w, samples_per_frame, sample_rate)[:frames]
+            voice, counts = voice_profiles(features, probs > threshold)
+        except ValueError:  # frames not a whole number of 10 ms: link by attractors
+            voice, counts = None, None
         results.append(WindowOutput(start, probs, attractors.float().cpu().numpy(), voice, counts))
     return results
 
@@ -317,13 +319,11 @@ def similarity(
     )  # (nodes, d_model)
     att /= np.maximum(np.linalg.norm(att, axis=1, keepdims=True), 1e-12)
     sim = att @ att.T
-    if all(windows[w].voice is not None for w, _ in nodes):
-        voice = np.stack([windows[w].voice[k] for w, k in nodes])  # (nodes, N_MELS + 1)
-        counts = np.array([windows[w].voice_frames[k] for w, k in nodes])
-        heard = counts >= MIN_VOICE_FRAMES
-        if heard.any():
-            both = np.ix_(heard, heard)
-            sim[both] = voice_similarity(voice[heard], counts[heard])
+    heard = [n for n, (w, k) in enumerate(nodes) if _heard(windows[w], k)]
+    if heard:
+        voice = np.stack([windows[nodes[n][0]].voice[nodes[n][1]] for n in heard])
+        counts = np.array([windows[nodes[n][0]].voice_frames[nodes[n][1]] for n in heard])
+        sim[np.ix_(heard, heard)] = voice_similarity(voice, counts)  # voice: (heard, N_MELS + 1)
     by_window: dict[int, list[int]] = {}
     for n, (w, _) in enumerate(nodes):
         by_window.setdefault(w, []).append(n)

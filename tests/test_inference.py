@@ -390,3 +390,13 @@ def test_one_voice_stays_one_speaker(tmp_path):
     result = diarize_file(model, path, InferConfig(median=1), chunk_frames=200)
     assert result.probs.shape[1] == 1
     assert same_up_to_relabel(truth.astype(bool), result.probs > 0.5) > 0.97
+
+
+def test_frames_of_no_whole_10_ms_link_by_attractors(rng):
+    truth = turns(300, 2, seed=6)
+    model = StandIn(truth, rng.standard_normal((2, DIM)))
+    wave = position_wave(300)
+    outs = inference.infer_windows(model, [(0, wave[: 200 * SPF])], 1000, batch_size=1)
+    assert outs[0].voice is None and outs[0].voice_frames is None  # 62.5 ms: no voice
+    assignment = link(outs)  # falls back to the attractors
+    assert sorted(assignment[0].tolist()) == [0, 1]
