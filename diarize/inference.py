@@ -244,19 +244,18 @@ def link(
     node_window = np.array([w for w, _ in nodes])
     cannot = node_window[:, None] == node_window[None, :]  # (nodes, nodes)
     weight = np.array([(windows[w].probs[:, k] > threshold).sum() for w, k in nodes], dtype=float)
-    heard = np.array([_heard(windows[w], k) for w, k in nodes])
-    if heard.all() or not heard.any():
-        labels = constrained_ahc(
-            sim, cannot, link_threshold, weight, num_speakers, min_speakers, max_speakers
-        )
-    else:  # voices first; speakers never heard alone then join the most similar cluster
-        labels = np.full(len(nodes), -1)
-        both = np.ix_(heard, heard)
-        labels[heard] = constrained_ahc(
-            sim[both], cannot[both], link_threshold, weight[heard], num_speakers, min_speakers,
-            max_speakers,
-        )  # fmt: skip
-        labels = _attach(labels, sim, cannot, num_speakers or max_speakers)
+    # Speakers heard alone are clustered (all of them when nobody is); the others then join
+    # the most similar cluster they may.
+    core = np.array([_heard(windows[w], k) for w, k in nodes])
+    if not core.any():
+        core[:] = True
+    labels = np.full(len(nodes), -1)
+    both = np.ix_(core, core)
+    labels[core] = constrained_ahc(
+        sim[both], cannot[both], link_threshold, weight[core], num_speakers, min_speakers,
+        max_speakers,
+    )  # fmt: skip
+    labels = _attach(labels, sim, cannot, num_speakers or max_speakers)
     first = {}
     for (w, k), label in zip(nodes, labels, strict=True):
         onset = windows[w].start + int(np.argmax(windows[w].probs[:, k] > threshold))
