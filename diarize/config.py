@@ -104,6 +104,8 @@ class InferConfig:
     # similarity (voices, attractors, activity agreement; see diarize.inference) above which
     # the local speakers of two windows are one speaker, when their number is unknown
     link_threshold: float = 0.3
+    # split a local speaker whose turns sound like several persons (diarize.inference.split_voices)
+    split_voices: bool = True
 
 
 @dataclass(frozen=True)

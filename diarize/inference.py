@@ -8,14 +8,16 @@ speakers in each chunk, in its own order. A long recording is therefore diarized
    not grow with the recording beyond the per-window outputs, which are small.
 2. **Forward** (:func:`infer_windows`): windows in batches through ``model.infer``; each keeps
    its posteriors ``probs (frames, local speakers)``, ``attractors (local speakers, d_model)``
-   and a voice profile per local speaker.
+   and a voice profile per local speaker. A local speaker whose turns sound like several
+   persons (the model decodes fewer speakers than a window may hold) is split into one
+   column per voice first (:func:`split_voices`).
 3. **Linking** (:func:`link`): the windows' local speakers become global ones by constrained
    agglomerative clustering (average linkage). Two local speakers are compared by their
    voices (:mod:`diarize.features.voice`: average log-mel spectrum and log F0 over the frames
    where each speaks alone, centred on the recording's average voice), falling back to the
    cosine of their attractors when either has too few such frames; where windows overlap,
    the agreement of the two speakers' activities on the shared frames is mixed in. Two local
-   speakers of one window never merge (cannot-link). The number of global speakers is given
+   speakers of one window that are active at the same time never merge (cannot-link). The number of global speakers is given
    (``num_speakers``), bounded (``min_speakers``/``max_speakers``) or set by
    ``InferConfig.link_threshold``.
 4. **Stitching and post-processing** (:func:`stitch`, :func:`postprocess`): posteriors are
@@ -39,7 +41,7 @@ from scipy.ndimage import median_filter
 from diarize.audio import SAMPLE_RATE, audio_info, iter_blocks
 from diarize.config import InferConfig, TrainConfig
 from diarize.data.labels import labels_to_annotation
-from diarize.features.voice import N_MELS, voice_frames, voice_profiles
+from diarize.features.voice import N_MELS, turn_groups, voice_frames, voice_profiles
 from diarize.utils import DiarizeError
 
 # Frames whose peak amplitude stays below this (-80 dBFS: digital or dithered silence) are
@@ -59,6 +61,12 @@ MIN_VOICE_FRAMES = 20
 # similar when the recording holds nobody else to contrast them with (`voice_similarity`):
 F0_WEIGHT = 30.0
 VOICE_FLOOR = 20.0
+# Splitting a local speaker into voices (`split_voices`): turns with at least
+# MIN_TURN_FRAMES frames alone are grouped while merging costs less than SPLIT_COST (Ward's
+# criterion over the same profile vectors, in frames x squared distance); a voice needs
+# MIN_VOICE_FRAMES frames alone to stand on its own.
+SPLIT_COST = 600.0
+MIN_TURN_FRAMES = 5
 
 
 @dataclass(frozen=True)
@@ -154,11 +162,13 @@ def infer_windows(
     progress: Callable[[int], None] | None = None,
     threshold: float = 0.5,
     sample_rate: int = SAMPLE_RATE,
+    split: bool = True,
 ) -> list[WindowOutput]:
     """Run ``(start frame, wave (samples,))`` windows through ``model.infer`` in batches.
     Frames of (near-)digital silence get zero posteriors; each local speaker gets a voice
-    profile over the frames where it alone is above ``threshold``. ``progress(n)`` after
-    each batch."""
+    profile over the frames where it alone is above ``threshold``, after being split into
+    one column per voice (:func:`split_voices`) if ``split``. ``progress(n)`` after each
+    batch."""
     if batch_size < 1:
         raise DiarizeError(f"batch size must be >= 1, got {batch_size}")
     outputs: list[WindowOutput] = []
@@ -167,14 +177,14 @@ def infer_windows(
         batch.append(item)
         if len(batch) == batch_size:
             outputs += _infer_batch(
-                model, batch, samples_per_frame, device, max_speakers, threshold, sample_rate
+                model, batch, samples_per_frame, device, max_speakers, threshold, sample_rate, split
             )
             batch = []
             if progress:
                 progress(batch_size)
     if batch:
         outputs += _infer_batch(
-            model, batch, samples_per_frame, device, max_speakers, threshold, sample_rate
+            model, batch, samples_per_frame, device, max_speakers, threshold, sample_rate, split
         )
         if progress:
             progress(len(batch))
@@ -182,7 +192,7 @@ def infer_windows(
 
 
 def _infer_batch(
-    model, batch, samples_per_frame, device, max_speakers, threshold, sample_rate
+    model, batch, samples_per_frame, device, max_speakers, threshold, sample_rate, split
 ) -> list[WindowOutput]:
     import torch
 
@@ -205,13 +215,42 @@ def _infer_batch(
             np.abs(w[: frames * samples_per_frame]).reshape(frames, samples_per_frame).max(axis=1)
         )
         probs[peak < SILENCE_PEAK] = 0.0
+        attractors = attractors.float().cpu().numpy()
         try:
             features = voice_frames(w, samples_per_frame, sample_rate)[:frames]
-            voice, counts = voice_profiles(features, probs > threshold)
         except ValueError:  # frames not a whole number of 10 ms: link by attractors
-            voice, counts = None, None
-        results.append(WindowOutput(start, probs, attractors.float().cpu().numpy(), voice, counts))
+            results.append(WindowOutput(start, probs, attractors))
+            continue
+        source = np.arange(probs.shape[1])
+        if split:
+            probs, source = split_voices(probs, features, threshold)
+        voice, counts = voice_profiles(features, probs > threshold)
+        results.append(WindowOutput(start, probs, attractors[source], voice, counts))
     return results
+
+
+def split_voices(
+    probs: np.ndarray, features: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Give each voice of a local speaker its own column: probs (frames, local speakers),
+    features (frames, N_MELS + 1) -> probs (frames, columns), source (columns,) = the local
+    speaker each column comes from. A local speaker whose turns sound like several persons
+    (:func:`turn_groups`) becomes one column per voice, each holding its posteriors on the
+    frames nearest to that voice's turns and 0 elsewhere; the others stay as they are."""
+    active = probs > threshold
+    alone = active & (active.sum(1, keepdims=True) == 1)
+    columns, source = [], []
+    for k in range(probs.shape[1]):
+        group = turn_groups(
+            features, active[:, k], alone[:, k], SPLIT_COST, MIN_TURN_FRAMES,
+            MIN_VOICE_FRAMES, F0_WEIGHT,
+        )  # fmt: skip
+        for g in range(1 if group is None else int(group.max()) + 1):
+            columns.append(probs[:, k] if group is None else np.where(group == g, probs[:, k], 0))
+            source.append(k)
+    if not columns:
+        return probs, np.zeros(0, dtype=np.int64)
+    return np.stack(columns, axis=1).astype(probs.dtype), np.array(source, dtype=np.int64)
 
 
 # 3. Linking ---------------------------------------------------------------------------------
@@ -241,8 +280,7 @@ def link(
     if not nodes:
         return assignment
     sim = similarity(windows, nodes, threshold, min_active_frames)  # (nodes, nodes)
-    node_window = np.array([w for w, _ in nodes])
-    cannot = node_window[:, None] == node_window[None, :]  # (nodes, nodes)
+    cannot = _cannot_link(windows, nodes, threshold)
     weight = np.array([(windows[w].probs[:, k] > threshold).sum() for w, k in nodes], dtype=float)
     # Speakers heard alone are clustered (all of them when nobody is); the others then join
     # the most similar cluster they may.
@@ -264,6 +302,24 @@ def link(
     for (w, k), label in zip(nodes, labels, strict=True):
         assignment[w][k] = order[label]
     return assignment
+
+
+def _cannot_link(
+    windows: list[WindowOutput], nodes: list[tuple[int, int]], threshold: float
+) -> np.ndarray:
+    """(nodes, nodes) bool: local speakers of one window that are active together in at
+    least one frame are two persons. (Two columns of one window that never speak at the same
+    time, e.g. the voices :func:`split_voices` found in one local speaker, may be one.)"""
+    cannot = np.zeros((len(nodes), len(nodes)), dtype=bool)
+    by_window: dict[int, list[int]] = {}
+    for n, (w, _) in enumerate(nodes):
+        by_window.setdefault(w, []).append(n)
+    for w, members in by_window.items():
+        active = windows[w].probs[:, [nodes[n][1] for n in members]] > threshold
+        together = active.T.astype(np.int64) @ active  # (members, members) frames shared
+        cannot[np.ix_(members, members)] = together > 0
+    np.fill_diagonal(cannot, False)
+    return cannot
 
 
 def _heard(window: WindowOutput, k: int) -> bool:
@@ -564,6 +620,7 @@ def diarize_file(
         tick if progress else None,
         config.threshold,
         sample_rate,
+        config.split_voices,
     )
     counts = (num_speakers, min_speakers, max_speakers)
     return finish(

@@ -9,6 +9,7 @@ import torch
 
 from diarize import inference
 from diarize.config import InferConfig
+from diarize.features.voice import N_MELS
 from diarize.inference import (
     WindowOutput,
     constrained_ahc,
@@ -400,3 +401,68 @@ def test_frames_of_no_whole_10_ms_link_by_attractors(rng):
     assert outs[0].voice is None and outs[0].voice_frames is None  # 62.5 ms: no voice
     assignment = link(outs)  # falls back to the attractors
     assert sorted(assignment[0].tolist()) == [0, 1]
+
+
+class MergingStandIn(OrderedStandIn):
+    """A model that hears two voices but decodes one local speaker for both (as EEND-EDA does
+    when a window holds more persons than it decodes)."""
+
+    def __init__(self, truth, vectors, starts, seed=0):
+        super().__init__(truth.max(axis=1, keepdims=True), vectors[:1], starts, seed)
+
+
+def test_a_local_speaker_of_two_voices_is_split(tmp_path):
+    frames = 1500
+    truth = turns(frames, 2, seed=7)
+    truth[:, 1] *= 1 - truth[:, 0]  # the two voices never speak at once
+    path = tmp_path / "two.wav"
+    sf.write(path, voices_wave(truth, [110.0, 230.0]), SR, subtype="FLOAT")
+    starts = window_starts(frames, 200, 100)
+
+    model = MergingStandIn(truth, np.ones((2, DIM)), starts, seed=1)
+    result = diarize_file(model, path, InferConfig(median=1), chunk_frames=200)
+    assert result.probs.shape[1] == 2
+    # Both voices in one column and nothing in the other would agree on 0.75 of the cells;
+    # turns where one voice follows the other without a pause cannot be split (one run).
+    assert same_up_to_relabel(truth.astype(bool), result.probs > 0.5) > 0.85
+
+    model = MergingStandIn(truth, np.ones((2, DIM)), starts, seed=1)  # not split: one speaker
+    result = diarize_file(model, path, InferConfig(median=1, split_voices=False), chunk_frames=200)
+    assert result.probs.shape[1] == 1
+
+
+def test_split_voices_gives_each_voice_a_column():
+    rng = np.random.default_rng(0)
+    frames = 200
+    probs = np.zeros((frames, 2), dtype=np.float32)
+    probs[0:30, 0] = probs[60:90, 0] = 0.9  # column 0: voice A, then voice B ...
+    probs[120:150, 0] = 0.9  # ... then A again
+    probs[95:115, 1] = probs[160:190, 1] = 0.8  # column 1: voice C alone
+    features = rng.normal(0, 0.3, (frames, N_MELS + 1))
+    features[60:90, :N_MELS] += 2.0  # B is louder in every band than A
+    features[95:115, :N_MELS] -= 2.0
+    features[160:190, :N_MELS] -= 2.0
+    split, source = inference.split_voices(probs, features, threshold=0.5)
+    assert source.tolist() == [0, 0, 1]
+    a, b = (0, 1) if split[0, 0] > 0 else (1, 0)
+    np.testing.assert_array_equal(split[:, a] + split[:, b], probs[:, 0])  # nothing lost
+    assert (split[0:30, a] == 0.9).all() and (split[120:150, a] == 0.9).all()
+    assert (split[60:90, b] == 0.9).all() and (split[:, b] > 0).sum() == 30
+    np.testing.assert_array_equal(split[:, 2], probs[:, 1])
+
+    features[60:90, :N_MELS] -= 2.0  # B now sounds like A: one voice, no split
+    split, source = inference.split_voices(probs, features, threshold=0.5)
+    assert source.tolist() == [0, 1]
+    np.testing.assert_array_equal(split, probs)
+
+
+def test_columns_never_active_together_may_link():
+    # One window, two columns that never speak at once, and the same voice: one person.
+    probs = np.zeros((100, 2), dtype=np.float32)
+    probs[:40, 0], probs[60:, 1] = 0.9, 0.9
+    voice = np.tile(np.r_[np.zeros(N_MELS), np.log(120.0)], (2, 1))
+    window = WindowOutput(0, probs, np.eye(2), voice, np.array([40, 40]))
+    assert link([window], link_threshold=0.3)[0].tolist() == [0, 0]
+    probs[50:60, :] = 0.9  # once they speak together they are two persons
+    window = WindowOutput(0, probs, np.eye(2), voice, np.array([40, 40]))
+    assert sorted(link([window], link_threshold=0.3)[0].tolist()) == [0, 1]

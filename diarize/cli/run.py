@@ -103,12 +103,20 @@ def add_inference_options(p: argparse.ArgumentParser) -> None:
         help="similarity above which speakers of different windows are one (voices, "
         "activity agreement; lower: fewer speakers; unknown count only)",
     )
+    g.add_argument(
+        "--no-split-voices",
+        dest="split_voices",
+        action="store_false",
+        default=None,
+        help="keep each local speaker of a window whole even when its turns sound like "
+        "several persons (e.g. for recordings of two speakers who overlap a lot)",
+    )
     g.add_argument("--batch-size", type=int, metavar="N", help="windows per forward pass")
     g.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
 
 
 _INFER_FIELDS = ("threshold", "median", "min_duration_on", "min_duration_off", "window", "hop",
-                 "link_threshold", "batch_size")  # fmt: skip
+                 "link_threshold", "split_voices", "batch_size")  # fmt: skip
 
 
 def infer_config(args: argparse.Namespace, base):

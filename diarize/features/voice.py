@@ -13,7 +13,9 @@ sound like, over the frames where each one speaks alone:
   40 ms frames, 60-400 Hz).
 
 :func:`voice_frames` computes both per model frame; :func:`voice_profiles` pools them per
-local speaker of a window. Nothing here is learned: the features work with any checkpoint.
+local speaker of a window; :func:`turn_groups` tells whether the turns of one local speaker
+are one voice or several (the model's local speakers are often two persons when a window holds
+more persons than it decodes). Nothing here is learned: the features work with any checkpoint.
 """
 
 from __future__ import annotations
@@ -103,3 +105,79 @@ def voice_profiles(features: np.ndarray, active: np.ndarray) -> tuple[np.ndarray
         if len(f0):
             profiles[k, N_MELS] = f0.mean()
     return profiles, counts
+
+
+def turn_groups(
+    features: np.ndarray,
+    active: np.ndarray,
+    alone: np.ndarray,
+    max_cost: float,
+    min_turn: int,
+    min_group: int,
+    f0_weight: float,
+) -> np.ndarray | None:
+    """Group the turns of one local speaker by voice.
+
+    features (frames, N_MELS + 1) from :func:`voice_frames`; active (frames,) bool: where the
+    speaker is active; alone (frames,) bool: where it is the only one. A turn is a run of
+    active frames; turns with at least ``min_turn`` frames alone are pooled bottom-up (Ward's
+    criterion on the profile vector ``[log-mel, f0_weight x log F0]``: merging groups of
+    ``na`` and ``nb`` frames with means ``a`` and ``b`` costs ``na nb / (na + nb) |a - b|^2``;
+    F0 counts only where both are voiced) while the cheapest merge costs less than
+    ``max_cost``; groups with fewer than ``min_group`` frames alone then join the group closest
+    to them. -> (frames,) group of each frame (that of the nearest grouped turn), or None
+    when the turns stay one group."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], active.astype(np.int8), [0]])))
+    runs = zip(edges[::2], edges[1::2], strict=True)
+    turns = [(s, e) for s, e in runs if alone[s:e].sum() >= min_turn]
+    if len(turns) < 2:
+        return None
+    mel = np.zeros((len(turns), N_MELS))  # sums over the frames alone
+    frames = np.zeros(len(turns))
+    f0 = np.zeros(len(turns))  # sums of f0_weight x log F0 over voiced frames alone
+    voiced = np.zeros(len(turns))
+    for i, (s, e) in enumerate(turns):
+        x = features[s:e][alone[s:e]]
+        mel[i], frames[i] = x[:, :N_MELS].sum(0), len(x)
+        pitch = x[:, N_MELS][~np.isnan(x[:, N_MELS])]
+        f0[i], voiced[i] = f0_weight * pitch.sum(), len(pitch)
+    members = [[i] for i in range(len(turns))]
+
+    def cost(a: int, b: int, pooled: bool = True) -> float:
+        d = np.square(mel[a] / frames[a] - mel[b] / frames[b]).sum()
+        if voiced[a] and voiced[b]:
+            d += (f0[a] / voiced[a] - f0[b] / voiced[b]) ** 2
+        return frames[a] * frames[b] / (frames[a] + frames[b]) * d if pooled else d
+
+    def merge(a: int, b: int) -> None:
+        mel[a] += mel[b]
+        frames[a] += frames[b]
+        f0[a] += f0[b]
+        voiced[a] += voiced[b]
+        members[a] += members[b]
+        members[b] = []
+
+    while True:
+        alive = [i for i, m in enumerate(members) if m]
+        pairs = [(cost(a, b), a, b) for i, a in enumerate(alive) for b in alive[i + 1 :]]
+        if not pairs or min(pairs)[0] >= max_cost:
+            break
+        merge(*min(pairs)[1:])
+    while True:
+        alive = [i for i, m in enumerate(members) if m]
+        small = [i for i in alive if frames[i] < min_group]
+        if len(alive) < 2 or not small:
+            break
+        a = min(small, key=lambda i: frames[i])
+        merge(min((i for i in alive if i != a), key=lambda i: cost(i, a, pooled=False)), a)
+    alive = [i for i, m in enumerate(members) if m]
+    if len(alive) < 2:
+        return None
+    label = np.empty(len(turns), dtype=np.int64)
+    for g, i in enumerate(alive):
+        label[members[i]] = g
+    starts = np.array([s for s, _ in turns])
+    ends = np.array([e - 1 for _, e in turns])
+    t = np.arange(len(active))[:, None]
+    gap = np.maximum(np.maximum(starts[None, :] - t, t - ends[None, :]), 0)  # (frames, turns)
+    return label[np.argmin(gap, axis=1)]
