@@ -4,6 +4,8 @@ A checkpoint is a plain dict::
 
     {"format": "diarize-eend-eda", "version": 1, "versions": {...},
      "config": asdict(ExperimentConfig), "model": state_dict,
+     # optional: a speaker encoder for linking (tools/export_model.py --speaker):
+     "speaker": {"config": asdict(SpeakerConfig), "model": state_dict},
      # training checkpoints only:
      "epoch": int, "step": int, "optimizer": ..., "scheduler": ..., "rng": ..., "history": [...]}
 
@@ -24,6 +26,7 @@ from diarize.config import ExperimentConfig, from_dict, to_dict
 from diarize.utils import DiarizeError, atomic_path
 
 FORMAT = "diarize-eend-eda"
+SPEAKER_FORMAT = "diarize-speaker"  # tools/train_speaker_encoder.py
 VERSION = 1
 
 
@@ -48,9 +51,11 @@ def save_checkpoint(
 
 
 def load_checkpoint(
-    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+    path: str | os.PathLike, map_location: str | torch.device = "cpu", kind: str = FORMAT
 ) -> dict[str, Any]:
-    """Read and validate a diarize checkpoint (never unpickles arbitrary objects)."""
+    """Read and validate a diarize checkpoint (never unpickles arbitrary objects); ``kind``:
+    the format tag expected (:data:`FORMAT`, or :data:`SPEAKER_FORMAT` for a speaker encoder
+    on its own)."""
     path = Path(path)
     if not path.is_file():
         raise DiarizeError(f"{path}: no such checkpoint file")
@@ -59,8 +64,9 @@ def load_checkpoint(
     except Exception as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DiarizeError(f"{path}: not a loadable diarize checkpoint ({reason[:200]})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise DiarizeError(f"{path}: not a diarize EEND-EDA checkpoint (no '{FORMAT}' format tag)")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != kind:
+        what = "EEND-EDA" if kind == FORMAT else "speaker encoder"
+        raise DiarizeError(f"{path}: not a diarize {what} checkpoint (no '{kind}' format tag)")
     if ckpt.get("version", 0) > VERSION:
         raise DiarizeError(
             f"{path}: checkpoint format version {ckpt['version']} is newer than this diarize ({VERSION})"
@@ -92,6 +98,31 @@ def load_model(
             f"{path}: weights do not match the model its config describes ({str(e).splitlines()[0]})"
         ) from None
     return model.to(device).eval(), config
+
+
+def load_speaker_encoder(path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """The speaker encoder a diarization checkpoint carries (key ``"speaker"``), in eval mode
+    on ``device``, or None when it has none (linking then compares voice profiles)."""
+    ckpt = load_checkpoint(path)
+    if "speaker" not in ckpt:
+        return None
+    return speaker_encoder_of(ckpt["speaker"], str(path)).to(device)
+
+
+def speaker_encoder_of(entry: Any, where: str):
+    """Rebuild a speaker encoder from ``{"config": ..., "model": state_dict}``."""
+    from diarize.models.speaker import SpeakerConfig, SpeakerEncoder
+
+    if not isinstance(entry, dict) or not isinstance(entry.get("model"), dict):
+        raise DiarizeError(f"{where}: malformed speaker encoder entry")
+    encoder = SpeakerEncoder(from_dict(SpeakerConfig, entry.get("config"), f"{where} speaker"))
+    try:
+        encoder.load_state_dict(entry["model"])
+    except RuntimeError as e:
+        raise DiarizeError(
+            f"{where}: speaker encoder weights do not match its config ({str(e).splitlines()[0]})"
+        ) from None
+    return encoder.eval()
 
 
 def _without_pretrained_source(config: ExperimentConfig) -> ExperimentConfig:

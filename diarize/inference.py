@@ -21,7 +21,8 @@ speakers in each chunk, in its own order. A long recording is therefore diarized
    (``num_speakers``), bounded (``min_speakers``/``max_speakers``) or set by
    ``InferConfig.link_threshold``.
 4. **Stitching and post-processing** (:func:`stitch`, :func:`postprocess`): posteriors are
-   averaged over the windows covering each frame, thresholded, median-filtered, cleaned of
+   averaged over the windows covering each frame (weighted towards the window whose centre
+   is nearest), thresholded, median-filtered, cleaned of
    short turns and pauses, and turned into an overlap-aware ``Annotation``; an exclusive
    version (one speaker at a time) serves ASR alignment.
 
@@ -41,7 +42,13 @@ from scipy.ndimage import median_filter
 from diarize.audio import SAMPLE_RATE, audio_info, iter_blocks
 from diarize.config import InferConfig, TrainConfig
 from diarize.data.labels import labels_to_annotation
-from diarize.features.voice import N_MELS, turn_groups, voice_frames, voice_profiles
+from diarize.features.voice import (
+    N_MELS,
+    speaker_frames,
+    turn_groups,
+    voice_frames,
+    voice_profiles,
+)
 from diarize.utils import DiarizeError
 
 # Frames whose peak amplitude stays below this (-80 dBFS: digital or dithered silence) are
@@ -80,6 +87,9 @@ class WindowOutput:
     # where each speaks alone, and how many frames that is (local speakers,); None: unknown
     voice: np.ndarray | None = None
     voice_frames: np.ndarray | None = None
+    # (local speakers, embedding): unit-length speaker-encoder embeddings of the speakers
+    # heard alone long enough (zeros for the others); None without a speaker encoder
+    embeddings: np.ndarray | None = None
 
     @property
     def stop(self) -> int:
@@ -163,11 +173,13 @@ def infer_windows(
     threshold: float = 0.5,
     sample_rate: int = SAMPLE_RATE,
     split: bool = True,
+    speaker_encoder=None,
 ) -> list[WindowOutput]:
     """Run ``(start frame, wave (samples,))`` windows through ``model.infer`` in batches.
     Frames of (near-)digital silence get zero posteriors; each local speaker gets a voice
     profile over the frames where it alone is above ``threshold``, after being split into
-    one column per voice (:func:`split_voices`) if ``split``. ``progress(n)`` after each
+    one column per voice (:func:`split_voices`) if ``split``, and an embedding from
+    ``speaker_encoder`` (:mod:`diarize.models.speaker`) if given. ``progress(n)`` after each
     batch."""
     if batch_size < 1:
         raise DiarizeError(f"batch size must be >= 1, got {batch_size}")
@@ -177,14 +189,30 @@ def infer_windows(
         batch.append(item)
         if len(batch) == batch_size:
             outputs += _infer_batch(
-                model, batch, samples_per_frame, device, max_speakers, threshold, sample_rate, split
+                model,
+                batch,
+                samples_per_frame,
+                device,
+                max_speakers,
+                threshold,
+                sample_rate,
+                split,
+                speaker_encoder,
             )
             batch = []
             if progress:
                 progress(batch_size)
     if batch:
         outputs += _infer_batch(
-            model, batch, samples_per_frame, device, max_speakers, threshold, sample_rate, split
+            model,
+            batch,
+            samples_per_frame,
+            device,
+            max_speakers,
+            threshold,
+            sample_rate,
+            split,
+            speaker_encoder,
         )
         if progress:
             progress(len(batch))
@@ -192,7 +220,15 @@ def infer_windows(
 
 
 def _infer_batch(
-    model, batch, samples_per_frame, device, max_speakers, threshold, sample_rate, split
+    model,
+    batch,
+    samples_per_frame,
+    device,
+    max_speakers,
+    threshold,
+    sample_rate,
+    split,
+    speaker_encoder,
 ) -> list[WindowOutput]:
     import torch
 
@@ -225,8 +261,36 @@ def _infer_batch(
         if split:
             probs, source = split_voices(probs, features, threshold)
         voice, counts = voice_profiles(features, probs > threshold)
-        results.append(WindowOutput(start, probs, attractors[source], voice, counts))
+        embeddings = None
+        if speaker_encoder is not None:
+            active = probs > threshold
+            embeddings = _embed(speaker_encoder, w, active, counts, samples_per_frame, sample_rate)
+        results.append(WindowOutput(start, probs, attractors[source], voice, counts, embeddings))
     return results
+
+
+def _embed(
+    encoder,
+    wave: np.ndarray,
+    active: np.ndarray,
+    counts: np.ndarray,
+    samples_per_frame: int,
+    sample_rate: int,
+) -> np.ndarray:
+    """(local speakers, embedding) of the speakers heard alone >= MIN_VOICE_FRAMES frames of
+    ``active (frames, local speakers)`` in ``wave``; zeros for the others."""
+    import torch
+
+    frames = speaker_frames(wave[: len(active) * samples_per_frame], sample_rate)
+    sub = len(frames) // max(len(active), 1)  # 10 ms frames per model frame (a whole number)
+    alone = active & (active.sum(1, keepdims=True) == 1)
+    device = next(encoder.parameters()).device
+    out = np.zeros((active.shape[1], encoder.config.embedding), dtype=np.float32)
+    for k in np.flatnonzero(counts >= MIN_VOICE_FRAMES):
+        rows = (np.flatnonzero(alone[:, k])[:, None] * sub + np.arange(sub)).ravel()
+        x = torch.from_numpy(frames[rows]).to(device)
+        out[k] = encoder.embed(x).float().cpu().numpy()
+    return out
 
 
 def split_voices(
@@ -364,8 +428,10 @@ def similarity(
     threshold: float,
     min_active_frames: int,
 ) -> np.ndarray:
-    """(nodes, nodes) similarity of local speakers ``(window, index)``: that of their voices
-    (:func:`voice_similarity`) where both have one, else the cosine of their attractors; for
+    """(nodes, nodes) similarity of local speakers ``(window, index)``: the cosine of their
+    speaker embeddings where the windows have them, else that of their voices
+    (:func:`voice_similarity`), for the speakers heard alone long enough (:func:`_heard`);
+    the cosine of their attractors for the others; for
     two windows that overlap, averaged (weight :data:`OVERLAP_WEIGHT`) with the agreement of
     their activities on the shared frames, in [-1, 1] (2 x soft Dice - 1), when either
     speaks there."""
@@ -375,7 +441,10 @@ def similarity(
     att /= np.maximum(np.linalg.norm(att, axis=1, keepdims=True), 1e-12)
     sim = att @ att.T
     heard = [n for n, (w, k) in enumerate(nodes) if _heard(windows[w], k)]
-    if heard:
+    if heard and all(windows[nodes[n][0]].embeddings is not None for n in heard):
+        emb = np.stack([windows[nodes[n][0]].embeddings[nodes[n][1]] for n in heard])
+        sim[np.ix_(heard, heard)] = emb.astype(np.float64) @ emb.T  # cosine
+    elif heard:
         voice = np.stack([windows[nodes[n][0]].voice[nodes[n][1]] for n in heard])
         counts = np.array([windows[nodes[n][0]].voice_frames[nodes[n][1]] for n in heard])
         sim[np.ix_(heard, heard)] = voice_similarity(voice, counts)  # voice: (heard, N_MELS + 1)
@@ -510,20 +579,25 @@ def stitch(
     windows: list[WindowOutput], assignment: list[np.ndarray], num_frames: int
 ) -> np.ndarray:
     """Posteriors of the global speakers ``(num_frames, speakers)``: each window's local
-    columns moved to their global speaker (max when several land on one), summed and divided
-    by the number of windows covering each frame."""
+    columns moved to their global speaker (max when several land on one), then averaged over
+    the windows covering each frame, weighted by how central the frame is in each window
+    (weight 1 at the centre falling linearly towards the edges, where the network saw the
+    least context). Where two windows disagree on who speaks, the one that saw the frame in
+    its middle prevails instead of both being halved below the threshold."""
     speakers = max((int(a.max()) + 1 for a in assignment if len(a)), default=0)
     total = np.zeros((num_frames, speakers), dtype=np.float64)
-    count = np.zeros(num_frames, dtype=np.int64)
+    weight = np.zeros(num_frames, dtype=np.float64)
     for win, glob in zip(windows, assignment, strict=True):
         frames = max(0, min(len(win.probs), num_frames - win.start))
         local = np.zeros((frames, speakers))  # (frames, speakers)
         for k, g in enumerate(glob):
             if g >= 0:
                 local[:, g] = np.maximum(local[:, g], win.probs[:frames, k])
-        total[win.start : win.start + frames] += local
-        count[win.start : win.start + frames] += 1
-    return (total / np.maximum(count, 1)[:, None]).astype(np.float32)
+        centre = (len(win.probs) - 1) / 2
+        w = 1 - np.abs(np.arange(frames) - centre) / (centre + 1)  # (frames,) in (0, 1]
+        total[win.start : win.start + frames] += w[:, None] * local
+        weight[win.start : win.start + frames] += w
+    return (total / np.maximum(weight, 1e-12)[:, None]).astype(np.float32)
 
 
 def postprocess(probs: np.ndarray, config: InferConfig, frame_shift: float) -> np.ndarray:
@@ -589,10 +663,12 @@ def diarize_file(
     chunk_frames: int = TrainConfig.chunk_frames,
     sample_rate: int = SAMPLE_RATE,
     progress: Callable[[int, int], None] | None = None,
+    speaker_encoder=None,
 ) -> Result:
     """Diarize one audio file of any length with ``model`` (``frame_shift``, ``num_frames``,
     ``infer``), streaming it window by window. ``chunk_frames``: the training chunk, the
-    default window. ``progress(done, total)`` counts windows."""
+    default window. ``progress(done, total)`` counts windows. ``speaker_encoder``
+    (:func:`diarize.checkpoint.load_speaker_encoder`): link speakers by its embeddings."""
     check_speaker_counts(num_speakers, min_speakers, max_speakers)
     info = audio_info(path)
     frame_shift = float(model.frame_shift)
@@ -621,6 +697,7 @@ def diarize_file(
         config.threshold,
         sample_rate,
         config.split_voices,
+        speaker_encoder,
     )
     counts = (num_speakers, min_speakers, max_speakers)
     return finish(

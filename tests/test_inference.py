@@ -223,12 +223,18 @@ def test_constrained_ahc_folds_when_cannot_link_blocks_the_count():
 # Stitching and post-processing --------------------------------------------------------------
 
 
-def test_stitch_averages_over_covering_windows():
+def test_stitch_averages_over_covering_windows_weighted_by_centrality():
     a = WindowOutput(0, np.full((4, 1), 0.2, dtype=np.float32), np.eye(1))
     b = WindowOutput(2, np.full((4, 2), [0.6, 1.0], dtype=np.float32), np.eye(2))
     probs = stitch([a, b], [np.array([0]), np.array([0, 1])], 6)
-    np.testing.assert_allclose(probs[:, 0], [0.2, 0.2, 0.4, 0.4, 0.6, 0.6])
-    np.testing.assert_allclose(probs[:, 1], [0, 0, 0.5, 0.5, 1.0, 1.0])  # absent from a: 0
+    # Window weights over its 4 frames: 1 - |i - 1.5| / 2.5 = 0.4, 0.8, 0.8, 0.4. Frame 2 is
+    # a's third frame (0.8) and b's first (0.4); frame 3 is a's last (0.4), b's second (0.8).
+    np.testing.assert_allclose(
+        probs[:, 0], [0.2, 0.2, (0.16 + 0.24) / 1.2, (0.08 + 0.48) / 1.2, 0.6, 0.6], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        probs[:, 1], [0, 0, 0.4 / 1.2, 0.8 / 1.2, 1.0, 1.0], rtol=1e-6
+    )  # absent from a: 0
 
 
 def test_postprocess_threshold_median_and_durations():

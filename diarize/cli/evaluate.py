@@ -65,14 +65,14 @@ def run(args: argparse.Namespace) -> int:
         raise DiarizeError("--oracle-num-speakers excludes --num/min/max-speakers")
     data = load_diarization_set(args.data)
     uems = read_uem(args.uem) if args.uem else set_uems(data)
-    model, exp, config = load_for_inference(args)
+    model, exp, config, speaker = load_for_inference(args)
     out = Path(args.output or f"eval_{Path(args.data).resolve().name}")
     hypotheses, failures = {}, []
     for rec in tqdm(data, desc="recordings", unit="rec", disable=None, file=sys.stderr):
         if args.oracle_num_speakers:
             args.num_speakers = len(rec.annotation.labels()) or None
         try:
-            result = diarize_one(model, exp, config, args, rec.id, Path(rec.path), None)
+            result = diarize_one(model, exp, config, args, rec.id, Path(rec.path), None, speaker)
         except Exception as e:  # one bad recording must not stop the others
             failures.append(rec.id)
             tqdm.write(f"diarize evaluate: {rec.id}: {_one_line(e)}", file=sys.stderr)

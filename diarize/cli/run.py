@@ -134,9 +134,9 @@ def resolve_device(device: str | None) -> str:
 
 
 def load_for_inference(args: argparse.Namespace):
-    """(model, ExperimentConfig, InferConfig) from ``--model`` and the inference options,
-    all checked before any recording is touched."""
-    from diarize.checkpoint import load_model
+    """(model, ExperimentConfig, InferConfig, speaker encoder or None) from ``--model`` and
+    the inference options, all checked before any recording is touched."""
+    from diarize.checkpoint import load_model, load_speaker_encoder
     from diarize.inference import check_speaker_counts, window_frames
     from diarize.utils import DiarizeError
 
@@ -146,6 +146,7 @@ def load_for_inference(args: argparse.Namespace):
             f"no bundled model at {DEFAULT_MODEL}; pass --model CKPT (a trained checkpoint)"
         )
     model, exp = load_model(ckpt, resolve_device(args.device))
+    speaker = load_speaker_encoder(ckpt, resolve_device(args.device))
     config = infer_config(args, exp.infer)
     window_frames(config, model.frame_shift, exp.train.chunk_frames)
     check_speaker_counts(args.num_speakers, args.min_speakers, args.max_speakers)
@@ -153,7 +154,7 @@ def load_for_inference(args: argparse.Namespace):
         raise DiarizeError(
             f"--median and --batch-size must be >= 1, got {config.median} and {config.batch_size}"
         )
-    return model, exp, config
+    return model, exp, config, speaker
 
 
 def collect_recordings(inputs: list[str]) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
@@ -201,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
     total = len(recordings) + len(failures)
     for _, message in failures:
         print(f"diarize run: {message}", file=sys.stderr)
-    model, exp, config = load_for_inference(args)
+    model, exp, config, speaker = load_for_inference(args)
     out = Path(args.output)
     single = out.suffix == ".rttm"
     if not single and out.exists() and not out.is_dir():
@@ -229,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
             bar.refresh()
 
         try:
-            result = diarize_one(model, exp, config, args, uri, path, progress)
+            result = diarize_one(model, exp, config, args, uri, path, progress, speaker)
             if not single:
                 write_outputs(result, path, args, out, len(recordings))
             return result
@@ -254,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
     return report(failures, total)
 
 
-def diarize_one(model, exp, config, args, uri, path, progress):
+def diarize_one(model, exp, config, args, uri, path, progress, speaker=None):
     from diarize.inference import diarize_file
 
     return diarize_file(
@@ -269,6 +270,7 @@ def diarize_one(model, exp, config, args, uri, path, progress):
         chunk_frames=exp.train.chunk_frames,
         sample_rate=exp.features.sample_rate,
         progress=progress,
+        speaker_encoder=speaker,
     )
 
 

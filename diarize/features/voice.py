@@ -25,6 +25,7 @@ import torch
 import torchaudio
 
 N_MELS = 40
+SPEAKER_MELS = 64  # bands of speaker_frames, the speaker encoder's input
 SUB_HOP = 160  # samples between analysis frames (10 ms at 16 kHz)
 MEL_WIN, MEL_FFT = 400, 512  # 25 ms Hann window
 PITCH_WIN = 640  # 40 ms: two periods of 50 Hz
@@ -33,7 +34,7 @@ VOICING = 0.6  # normalised autocorrelation peak above which a frame is voiced
 OCTAVE = 0.85  # a shorter lag within this fraction of the highest peak is the period
 LOG_FLOOR = 1e-10
 
-_MEL_CACHE: dict[tuple[int, int], torch.Tensor] = {}
+_MEL_CACHE: dict[tuple[int, int, int, float], torch.Tensor] = {}
 
 
 def voice_frames(wave: np.ndarray, frame_samples: int, sample_rate: int = 16000) -> np.ndarray:
@@ -55,11 +56,44 @@ def voice_frames(wave: np.ndarray, frame_samples: int, sample_rate: int = 16000)
     x = torch.nn.functional.pad(x, (0, pitch_win))  # analysis frame j starts at sample j * hop
     n = frames * sub
 
+    log_mel = _log_mel(x, n, fft, hop, win, N_MELS, 0.0, sample_rate)  # (n, N_MELS)
+    out[:, :N_MELS] = log_mel.reshape(frames, sub, N_MELS).mean(1).numpy()
+    log_f0, _ = _pitch(x, n, hop, pitch_win, sample_rate)
+    out[:, N_MELS] = torch.nanmedian(log_f0.reshape(frames, sub), 1).values.numpy()
+    return out
+
+
+def speaker_frames(wave: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
+    """wave (samples,) -> (samples // 10 ms, SPEAKER_MELS + 2), the input of the speaker
+    encoder (:mod:`diarize.models.speaker`): per 10 ms the log-mel spectrum (64 bands from
+    20 Hz, 25 ms windows), log F0 relative to 120 Hz (0 when unvoiced) and the voicing
+    strength (peak of the normalised autocorrelation, 0-1). Frame ``j`` starts at sample
+    ``j x 10 ms``, as in :func:`voice_frames`."""
+    hop = round(SUB_HOP * sample_rate / 16000)
+    n = len(wave) // hop
+    out = np.zeros((n, SPEAKER_MELS + 2), dtype=np.float32)
+    if n == 0:
+        return out
+    win, fft, pitch_win = (round(k * sample_rate / 16000) for k in (MEL_WIN, MEL_FFT, PITCH_WIN))
+    x = torch.from_numpy(np.ascontiguousarray(wave[: n * hop], dtype=np.float32))
+    x = torch.nn.functional.pad(x, (0, pitch_win))
+    out[:, :SPEAKER_MELS] = _log_mel(x, n, fft, hop, win, SPEAKER_MELS, 20.0, sample_rate).numpy()
+    log_f0, peak = _pitch(x, n, hop, pitch_win, sample_rate)
+    out[:, SPEAKER_MELS] = torch.nan_to_num(log_f0 - np.log(120.0), nan=0.0).numpy()
+    out[:, SPEAKER_MELS + 1] = peak.clamp(0, 1).numpy()
+    return out
+
+
+def _log_mel(x, n, fft, hop, win, n_mels, f_min, sample_rate) -> torch.Tensor:
+    """(n, n_mels) log-mel spectra of the first ``n`` uncentred frames of ``x``."""
     spec = torch.stft(x, fft, hop, win, torch.hann_window(win), center=False, return_complex=True)
     power = spec.abs().square()[:, :n]  # (fft // 2 + 1, n)
-    log_mel = torch.log(_mel_matrix(fft, sample_rate).T @ power + LOG_FLOOR).T  # (n, N_MELS)
-    out[:, :N_MELS] = log_mel.reshape(frames, sub, N_MELS).mean(1).numpy()
+    return torch.log(_mel_matrix(fft, sample_rate, n_mels, f_min).T @ power + LOG_FLOOR).T
 
+
+def _pitch(x, n, hop, pitch_win, sample_rate) -> tuple[torch.Tensor, torch.Tensor]:
+    """log F0 (n,) (NaN when unvoiced) and the normalised autocorrelation peak (n,) of the
+    first ``n`` frames of ``pitch_win`` samples, ``hop`` apart."""
     seg = x.unfold(0, pitch_win, hop)[:n]  # (n, pitch_win)
     seg = seg - seg.mean(1, keepdim=True)
     window = torch.hann_window(pitch_win)
@@ -77,16 +111,15 @@ def voice_frames(wave: np.ndarray, frame_samples: int, sample_rate: int = 16000)
     lag = is_peak.float().argmax(1) + lo
     voiced = (peak > VOICING) & (seg.square().mean(1) > 1e-8)
     log_f0 = torch.where(voiced, np.log(sample_rate) - torch.log(lag.float()), np.nan)
-    out[:, N_MELS] = torch.nanmedian(log_f0.reshape(frames, sub), 1).values.numpy()
-    return out
+    return log_f0, peak
 
 
-def _mel_matrix(fft: int, sample_rate: int) -> torch.Tensor:
-    key = (fft, sample_rate)
+def _mel_matrix(fft: int, sample_rate: int, n_mels: int, f_min: float) -> torch.Tensor:
+    key = (fft, sample_rate, n_mels, f_min)
     if key not in _MEL_CACHE:
         _MEL_CACHE[key] = torchaudio.functional.melscale_fbanks(
-            fft // 2 + 1, 0.0, sample_rate / 2, N_MELS, sample_rate
-        )  # (fft // 2 + 1, N_MELS)
+            fft // 2 + 1, f_min, sample_rate / 2, n_mels, sample_rate
+        )  # (fft // 2 + 1, n_mels)
     return _MEL_CACHE[key]
 
 
