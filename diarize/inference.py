@@ -12,10 +12,12 @@ speakers in each chunk, in its own order. A long recording is therefore diarized
    persons (the model decodes fewer speakers than a window may hold) is split into one
    column per voice first (:func:`split_voices`).
 3. **Linking** (:func:`link`): the windows' local speakers become global ones by constrained
-   agglomerative clustering (average linkage). Two local speakers are compared by their
-   voices (:mod:`diarize.features.voice`: average log-mel spectrum and log F0 over the frames
-   where each speaks alone, centred on the recording's average voice), falling back to the
-   cosine of their attractors when either has too few such frames; where windows overlap,
+   agglomerative clustering (average linkage). Two local speakers are compared by the cosine
+   of their speaker embeddings (:mod:`diarize.models.speaker`) when the checkpoint carries a
+   speaker encoder, else by their voices (:mod:`diarize.features.voice`: average log-mel
+   spectrum and log F0 over the frames where each speaks alone, centred on the recording's
+   average voice), both over the frames where each speaks alone, falling back to the cosine
+   of their attractors when either has too few such frames; where windows overlap,
    the agreement of the two speakers' activities on the shared frames is mixed in. Two local
    speakers of one window that are active at the same time never merge (cannot-link). The number of global speakers is given
    (``num_speakers``), bounded (``min_speakers``/``max_speakers``) or set by

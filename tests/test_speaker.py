@@ -167,3 +167,25 @@ def test_training_is_deterministic_with_a_seed():
     two = tool.train(frames, labels, 2, steps=3, seed=1, channels=8, batch=4)
     for (k, v), w in zip(one.state_dict().items(), two.state_dict().values(), strict=True):
         torch.testing.assert_close(v, w, msg=k)
+
+
+def test_windows_get_embeddings_of_the_speakers_heard_alone():
+    from diarize import inference
+
+    torch.manual_seed(0)
+    encoder = SpeakerEncoder(SpeakerConfig(channels=8, embedding=4)).eval()
+    wave = np.concatenate([voice(110.0, 0.8, 4.0, seed=1), voice(230.0, 1.2, 4.0, seed=2)])
+
+    class TwoTurns:  # speaker 0 in the first 4 s, speaker 1 in the last 4 s, 100 ms frames
+        def infer(self, wave, lengths, max_speakers=None):
+            probs = torch.zeros(80, 2)
+            probs[:40, 0], probs[40:, 1] = 0.9, 0.9
+            return [(probs, torch.eye(2))]
+
+    (out,) = inference.infer_windows(
+        TwoTurns(), [(0, wave)], 1600, batch_size=1, speaker_encoder=encoder
+    )
+    assert out.embeddings.shape == (2, 4)
+    np.testing.assert_allclose(np.linalg.norm(out.embeddings, axis=1), 1.0, rtol=1e-5)
+    expected = encoder.embed(torch.from_numpy(speaker_frames(wave)[:400]))  # its 10 ms frames
+    np.testing.assert_allclose(out.embeddings[0], expected.numpy(), rtol=1e-4, atol=1e-5)

@@ -15,7 +15,10 @@ sound like, over the frames where each one speaks alone:
 :func:`voice_frames` computes both per model frame; :func:`voice_profiles` pools them per
 local speaker of a window; :func:`turn_groups` tells whether the turns of one local speaker
 are one voice or several (the model's local speakers are often two persons when a window holds
-more persons than it decodes). Nothing here is learned: the features work with any checkpoint.
+more persons than it decodes). Nothing of this is learned: it works with any checkpoint.
+:func:`speaker_frames` is the input of the learned speaker encoder
+(:mod:`diarize.models.speaker`), which links better than the voice profiles where a
+checkpoint carries one.
 """
 
 from __future__ import annotations

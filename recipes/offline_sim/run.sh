@@ -8,7 +8,8 @@
 #   stage 4  average the last checkpoints
 #   stage 5  tune the activity threshold on a separate tuning set of held-out persons, then
 #            evaluate on the dev sets (collar 0 and 0.25 per side)
-#   stage 6  export the default model (with the tuned threshold) into diarize/assets/default.pt
+#   stage 6  train the speaker encoder (linking), export the default model (with the tuned
+#            threshold and the encoder) into diarize/assets/default.pt
 #   stage 7  the bundled example recording (held-out persons) under examples/
 #
 # Every stage resumes where it stopped; run it in the background and rerun it after a kill:
@@ -102,10 +103,15 @@ PY
 fi
 
 if step 6; then
-    say "6: export the default model"
-    # link_threshold: chosen on bench/long_audio.py --seed 1/2/3 (README, "Long recordings")
-    python tools/export_model.py "$exp/avg.pt" diarize/assets/default.pt \
-        --infer "threshold=$(cat "$exp/threshold")" link_threshold=0.3
+    if [ ! -f "$exp/speaker.pt" ]; then
+        say "6: train the speaker encoder on the training persons (for linking)"
+        python tools/train_speaker_encoder.py "$corpus" "$exp/speaker.pt" \
+            --persons "$corpus/persons_train" --steps 1500
+    fi
+    say "6: export the default model with its speaker encoder"
+    # link_threshold: chosen on bench/long_audio.py --seed 1-7 (README, "Long recordings")
+    python tools/export_model.py "$exp/avg.pt" diarize/assets/default.pt --speaker "$exp/speaker.pt" \
+        --infer "threshold=$(cat "$exp/threshold")" link_threshold=0.45
 fi
 
 if step 7; then
