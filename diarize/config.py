@@ -101,8 +101,10 @@ class InferConfig:
     window: float = 0.0  # seconds per window (0 = the training chunk length)
     hop: float = 0.0  # seconds between windows (0 = half a window)
     batch_size: int = 8  # windows per forward pass
-    # similarity (voices, attractors, activity agreement; see diarize.inference) above which
-    # the local speakers of two windows are one speaker, when their number is unknown
+    # similarity (speaker embeddings or voices, attractors, activity agreement; see
+    # diarize.inference) above which the local speakers of two windows are one speaker, when
+    # their number is unknown (0.3 suits voice profiles; the bundled model, which links by
+    # speaker embeddings, stores 0.45)
     link_threshold: float = 0.3
     # split a local speaker whose turns sound like several persons (diarize.inference.split_voices)
     split_voices: bool = True

@@ -12,21 +12,21 @@ speakers in each chunk, in its own order. A long recording is therefore diarized
    persons (the model decodes fewer speakers than a window may hold) is split into one
    column per voice first (:func:`split_voices`).
 3. **Linking** (:func:`link`): the windows' local speakers become global ones by constrained
-   agglomerative clustering (average linkage). Two local speakers are compared by the cosine
-   of their speaker embeddings (:mod:`diarize.models.speaker`) when the checkpoint carries a
-   speaker encoder, else by their voices (:mod:`diarize.features.voice`: average log-mel
-   spectrum and log F0 over the frames where each speaks alone, centred on the recording's
-   average voice), both over the frames where each speaks alone, falling back to the cosine
-   of their attractors when either has too few such frames; where windows overlap,
-   the agreement of the two speakers' activities on the shared frames is mixed in. Two local
-   speakers of one window that are active at the same time never merge (cannot-link). The number of global speakers is given
+   agglomerative clustering (average linkage). Two local speakers are compared, over the
+   frames where each speaks alone, by the cosine of their speaker embeddings
+   (:mod:`diarize.models.speaker`) when the checkpoint carries a speaker encoder, else by
+   their voices (:mod:`diarize.features.voice`: average log-mel spectrum and log F0, centred
+   on the recording's average voice); by the cosine of their attractors when either has too
+   few such frames. Where windows overlap, the agreement of the two speakers' activities on
+   the shared frames is mixed in. Two local speakers of one window that are active at the
+   same time never merge (cannot-link). The number of global speakers is given
    (``num_speakers``), bounded (``min_speakers``/``max_speakers``) or set by
    ``InferConfig.link_threshold``.
 4. **Stitching and post-processing** (:func:`stitch`, :func:`postprocess`): posteriors are
    averaged over the windows covering each frame (weighted towards the window whose centre
-   is nearest), thresholded, median-filtered, cleaned of
-   short turns and pauses, and turned into an overlap-aware ``Annotation``; an exclusive
-   version (one speaker at a time) serves ASR alignment.
+   is nearest), thresholded, median-filtered, cleaned of short turns and pauses, and turned
+   into an overlap-aware ``Annotation``; an exclusive version (one speaker at a time) serves
+   ASR alignment.
 
 Frame ``i`` of a recording stands for ``[i * frame_shift, (i + 1) * frame_shift)``.
 """
@@ -433,8 +433,7 @@ def similarity(
     """(nodes, nodes) similarity of local speakers ``(window, index)``: the cosine of their
     speaker embeddings where the windows have them, else that of their voices
     (:func:`voice_similarity`), for the speakers heard alone long enough (:func:`_heard`);
-    the cosine of their attractors for the others; for
-    two windows that overlap, averaged (weight :data:`OVERLAP_WEIGHT`) with the agreement of
+    the cosine of their attractors for the others; for two windows that overlap, averaged (weight :data:`OVERLAP_WEIGHT`) with the agreement of
     their activities on the shared frames, in [-1, 1] (2 x soft Dice - 1), when either
     speaks there."""
     att = np.stack([windows[w].attractors[k] for w, k in nodes]).astype(

@@ -129,6 +129,7 @@ def test_export_refuses_a_file_that_is_no_speaker_encoder(tmp_path):
         capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode != 0 and "not a diarize speaker encoder checkpoint" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1  # one clear line, no traceback
     assert not (tmp_path / "ship.pt").exists()
 
 

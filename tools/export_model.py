@@ -20,7 +20,7 @@ import torch
 
 from diarize.checkpoint import SPEAKER_FORMAT, config_of, load_checkpoint, speaker_encoder_of
 from diarize.config import InferConfig, from_dict, parse_value, to_dict
-from diarize.utils import atomic_path
+from diarize.utils import DiarizeError, atomic_path
 
 KEEP = ("format", "version", "versions", "config", "model", "epoch", "step", "averaged", "speaker")
 
@@ -78,4 +78,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except DiarizeError as e:  # a user's mistake: one line, no traceback
+        raise SystemExit(f"{Path(__file__).name}: error: {e}") from None

@@ -100,8 +100,8 @@ def add_inference_options(p: argparse.ArgumentParser) -> None:
         "--link-threshold",
         type=float,
         metavar="SIM",
-        help="similarity above which speakers of different windows are one (voices, "
-        "activity agreement; lower: fewer speakers; unknown count only)",
+        help="similarity above which speakers of different windows are one (speaker "
+        "embeddings or voices, activity agreement; lower: fewer speakers; unknown count only)",
     )
     g.add_argument(
         "--no-split-voices",
