@@ -187,35 +187,16 @@ def infer_windows(
         raise DiarizeError(f"batch size must be >= 1, got {batch_size}")
     outputs: list[WindowOutput] = []
     batch: list[tuple[int, np.ndarray]] = []
+    settings = (samples_per_frame, device, max_speakers, threshold, sample_rate, split)
     for item in windows:
         batch.append(item)
         if len(batch) == batch_size:
-            outputs += _infer_batch(
-                model,
-                batch,
-                samples_per_frame,
-                device,
-                max_speakers,
-                threshold,
-                sample_rate,
-                split,
-                speaker_encoder,
-            )
+            outputs += _infer_batch(model, batch, *settings, speaker_encoder)
             batch = []
             if progress:
                 progress(batch_size)
     if batch:
-        outputs += _infer_batch(
-            model,
-            batch,
-            samples_per_frame,
-            device,
-            max_speakers,
-            threshold,
-            sample_rate,
-            split,
-            speaker_encoder,
-        )
+        outputs += _infer_batch(model, batch, *settings, speaker_encoder)
         if progress:
             progress(len(batch))
     return outputs

@@ -77,6 +77,19 @@ def write_corpus(root: Path) -> dict[str, tuple[float, float]]:
     return voices
 
 
+def export_with_speaker(tmp_path: Path, speaker: Path) -> subprocess.CompletedProcess:
+    """A tiny EEND-EDA checkpoint ``eend.pt`` exported to ``ship.pt`` with ``--speaker``."""
+    config = load_config(
+        None, {"model": {"d_model": 16, "n_layers": 1, "n_heads": 2, "ff_dim": 32}}
+    )
+    save_checkpoint(tmp_path / "eend.pt", build_model(config), config)
+    return subprocess.run(
+        [sys.executable, str(TOOLS / "export_model.py"), str(tmp_path / "eend.pt"),
+         str(tmp_path / "ship.pt"), "--speaker", str(speaker)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+
+
 @pytest.mark.slow
 def test_trained_encoder_tells_voices_apart_and_ships_in_a_checkpoint(tmp_path):
     voices = write_corpus(tmp_path / "corpus")
@@ -90,15 +103,7 @@ def test_trained_encoder_tells_voices_apart_and_ships_in_a_checkpoint(tmp_path):
     assert sorted(entry["classes"]) == sorted(voices)
 
     # Shipped inside a diarization checkpoint, it is read back (weights_only) unchanged.
-    config = load_config(
-        None, {"model": {"d_model": 16, "n_layers": 1, "n_heads": 2, "ff_dim": 32}}
-    )
-    save_checkpoint(tmp_path / "eend.pt", build_model(config), config)
-    proc = subprocess.run(
-        [sys.executable, str(TOOLS / "export_model.py"), str(tmp_path / "eend.pt"),
-         str(tmp_path / "ship.pt"), "--speaker", str(tmp_path / "spk.pt")],
-        capture_output=True, text=True,
-    )  # fmt: skip
+    proc = export_with_speaker(tmp_path, tmp_path / "spk.pt")
     assert proc.returncode == 0, proc.stderr
     encoder = load_speaker_encoder(tmp_path / "ship.pt")
     assert encoder is not None and not encoder.training
@@ -119,15 +124,7 @@ def test_trained_encoder_tells_voices_apart_and_ships_in_a_checkpoint(tmp_path):
 
 
 def test_export_refuses_a_file_that_is_no_speaker_encoder(tmp_path):
-    config = load_config(
-        None, {"model": {"d_model": 16, "n_layers": 1, "n_heads": 2, "ff_dim": 32}}
-    )
-    save_checkpoint(tmp_path / "eend.pt", build_model(config), config)
-    proc = subprocess.run(
-        [sys.executable, str(TOOLS / "export_model.py"), str(tmp_path / "eend.pt"),
-         str(tmp_path / "ship.pt"), "--speaker", str(tmp_path / "eend.pt")],
-        capture_output=True, text=True,
-    )  # fmt: skip
+    proc = export_with_speaker(tmp_path, tmp_path / "eend.pt")
     assert proc.returncode != 0 and "not a diarize speaker encoder checkpoint" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1  # one clear line, no traceback
     assert not (tmp_path / "ship.pt").exists()
