@@ -156,3 +156,15 @@ def test_evaluate_writes_hypotheses_and_report(work, tmp_path, capsys):
     report = json.loads((out / "der.json").read_text())
     assert set(report["files"]) == {"a", "low"} and "total" in report
     assert "TOTAL" in capsys.readouterr().out
+
+
+def test_inference_options_override_the_checkpoint_settings():
+    from diarize.cli import build_parser
+    from diarize.cli.run import infer_config
+    from diarize.config import InferConfig
+
+    base = InferConfig(link_threshold=0.45)
+    args = build_parser().parse_args(["run", "x.wav", "-o", "out", "--no-split-voices"])
+    assert infer_config(args, base) == InferConfig(link_threshold=0.45, split_voices=False)
+    args = build_parser().parse_args(["run", "x.wav", "-o", "out", "--link-threshold", "0.2"])
+    assert infer_config(args, base) == InferConfig(link_threshold=0.2, split_voices=True)
