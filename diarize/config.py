@@ -104,7 +104,7 @@ class InferConfig:
     # similarity (speaker embeddings or voices, attractors, activity agreement; see
     # diarize.inference) above which the local speakers of two windows are one speaker, when
     # their number is unknown (0.3 suits voice profiles; the bundled model, which links by
-    # speaker embeddings, stores 0.45)
+    # speaker embeddings, stores 0.55)
     link_threshold: float = 0.3
     # split a local speaker whose turns sound like several persons (diarize.inference.split_voices)
     split_voices: bool = True

@@ -111,7 +111,7 @@ if step 6; then
     say "6: export the default model with its speaker encoder"
     # link_threshold: chosen on bench/long_audio.py --seed 1-7 (README, "Long recordings")
     python tools/export_model.py "$exp/avg.pt" diarize/assets/default.pt --speaker "$exp/speaker.pt" \
-        --infer "threshold=$(cat "$exp/threshold")" link_threshold=0.45
+        --infer "threshold=$(cat "$exp/threshold")" link_threshold=0.55
 fi
 
 if step 7; then
