@@ -91,12 +91,9 @@ def load_model(
     ckpt = load_checkpoint(path)
     config = config_of(ckpt)
     model = build_model(_without_pretrained_source(config))
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        raise DiarizeError(
-            f"{path}: weights do not match the model its config describes ({str(e).splitlines()[0]})"
-        ) from None
+    _load_weights(
+        model, ckpt["model"], f"{path}: weights do not match the model its config describes"
+    )
     return model.to(device).eval(), config
 
 
@@ -116,13 +113,18 @@ def speaker_encoder_of(entry: Any, where: str):
     if not isinstance(entry, dict) or not isinstance(entry.get("model"), dict):
         raise DiarizeError(f"{where}: malformed speaker encoder entry")
     encoder = SpeakerEncoder(from_dict(SpeakerConfig, entry.get("config"), f"{where} speaker"))
-    try:
-        encoder.load_state_dict(entry["model"])
-    except RuntimeError as e:
-        raise DiarizeError(
-            f"{where}: speaker encoder weights do not match its config ({str(e).splitlines()[0]})"
-        ) from None
+    _load_weights(
+        encoder, entry["model"], f"{where}: speaker encoder weights do not match its config"
+    )
     return encoder.eval()
+
+
+def _load_weights(module: torch.nn.Module, state: dict, mismatch: str) -> None:
+    """``module.load_state_dict(state)``; a mismatch is one DiarizeError line: ``mismatch (why)``."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        raise DiarizeError(f"{mismatch} ({str(e).splitlines()[0]})") from None
 
 
 def _without_pretrained_source(config: ExperimentConfig) -> ExperimentConfig:

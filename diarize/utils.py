@@ -7,7 +7,7 @@ import os
 import random
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -95,3 +95,12 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def run_tool(main: Callable[[], int], name: str) -> None:
+    """Exit with ``main()``'s status; a DiarizeError (a user's mistake) becomes one line on
+    stderr, ``name: error: ...``, and status 1, without a traceback. For the scripts in tools/."""
+    try:
+        raise SystemExit(main())
+    except DiarizeError as e:
+        raise SystemExit(f"{name}: error: {e}") from None

@@ -20,7 +20,7 @@ import torch
 
 from diarize.checkpoint import SPEAKER_FORMAT, config_of, load_checkpoint, speaker_encoder_of
 from diarize.config import InferConfig, from_dict, parse_value, to_dict
-from diarize.utils import DiarizeError, atomic_path
+from diarize.utils import atomic_path, run_tool
 
 KEEP = ("format", "version", "versions", "config", "model", "epoch", "step", "averaged", "speaker")
 
@@ -78,7 +78,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        raise SystemExit(main())
-    except DiarizeError as e:  # a user's mistake: one line, no traceback
-        raise SystemExit(f"{Path(__file__).name}: error: {e}") from None
+    run_tool(main, Path(__file__).name)

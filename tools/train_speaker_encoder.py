@@ -31,7 +31,7 @@ from diarize.models.speaker import (
     SpeakerEncoder,
     cosine_schedule,
 )
-from diarize.utils import DiarizeError, atomic_path
+from diarize.utils import atomic_path, run_tool
 
 FORMAT = "diarize-speaker"
 SAMPLE_RATE = 16000
@@ -142,7 +142,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        raise SystemExit(main())
-    except DiarizeError as e:  # a user's mistake: one line, no traceback
-        raise SystemExit(f"{Path(__file__).name}: error: {e}") from None
+    run_tool(main, Path(__file__).name)
