@@ -8,12 +8,20 @@ UEM: one scored region per line: ``<uri> <channel> <onset> <offset>``.
 Blank lines and lines starting with ``;;`` are comments. Lines of other RTTM types
 (``SPKR-INFO``, ``LEXEME``...) are ignored. Any malformed line is a :class:`DiarizeError`
 naming the file and the line.
+
+Fields are separated by whitespace, so a recording id or a speaker name can never contain
+any: a ``SPEAKER`` line must have exactly 9 or 10 fields (md-eval's 9, plus the optional
+signal-lookahead time) and a UEM line exactly 4, else the line is an error rather than
+being read with its fields shifted (``SPEAKER my meeting 1 ...`` would read as recording
+``my``). Writers replace whitespace in names by ``_`` (:func:`rttm_name`). Times are
+checked to be finite, >= 0 and at most :data:`MAX_SECONDS`.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -21,17 +29,32 @@ from pyannote.core import Annotation, Segment, Timeline
 
 from diarize.utils import DiarizeError, atomic_write, text_lines
 
+# Largest time (seconds, about 31 years) in an RTTM or UEM file. Far beyond any recording,
+# and small enough that float64 keeps every time to 1e-6 s and sums of times stay finite
+# (1e308 would score as inf/nan; 1e20 s would round a 1 s turn to nothing).
+MAX_SECONDS = 1e9
 
-def _records(path: Path, min_fields: int) -> Iterable[tuple[int, list[str]]]:
+_SPEAKER_FIELDS = (9, 10)  # type uri channel onset duration ortho stype speaker conf [slat]
+_UEM_FIELDS = 4
+_UEM_SYNTAX = "<uri> <channel> <onset> <offset>"
+_SPEAKER_SYNTAX = "SPEAKER <uri> <channel> <onset> <duration> <NA> <NA> <speaker> <NA> [<NA>]"
+
+
+def _records(path: Path) -> Iterable[tuple[int, str, list[str]]]:
+    """(line number, line, fields) of the lines that are not blank or ``;;`` comments."""
     for lineno, line in text_lines(path):
         fields = line.split()
-        if fields[0].startswith(";;"):
-            continue
-        if len(fields) < min_fields:
-            raise DiarizeError(
-                f"{path}:{lineno}: expected at least {min_fields} fields, got {len(fields)}: {line.strip()!r}"
-            )
-        yield lineno, fields
+        if not fields[0].startswith(";;"):
+            yield lineno, line, fields
+
+
+def _field_count_error(
+    path: Path, lineno: int, line: str, count: str, syntax: str, got: int
+) -> DiarizeError:
+    return DiarizeError(
+        f"{path}:{lineno}: expected {count} fields ({syntax}), got {got}; a recording id or "
+        f"speaker name cannot contain spaces: {line[:200]!r}"
+    )
 
 
 def _times(path: Path, lineno: int, a: str, b: str, what: tuple[str, str]) -> tuple[float, float]:
@@ -45,6 +68,10 @@ def _times(path: Path, lineno: int, a: str, b: str, what: tuple[str, str]) -> tu
         raise DiarizeError(
             f"{path}:{lineno}: {what[0]}/{what[1]} must be finite and >= 0, got {a} {b}"
         )
+    if max(x, y) > MAX_SECONDS:
+        raise DiarizeError(
+            f"{path}:{lineno}: {what[0]}/{what[1]} must be at most {MAX_SECONDS:g} s, got {a} {b}"
+        )
     return x, y
 
 
@@ -52,11 +79,17 @@ def read_rttm(path: str | os.PathLike) -> dict[str, Annotation]:
     """``{uri: Annotation}`` of the ``SPEAKER`` lines of one RTTM file."""
     path = Path(path)
     annotations: dict[str, Annotation] = {}
-    for lineno, f in _records(path, 8):
+    for lineno, line, f in _records(path):
         if f[0].upper() != "SPEAKER":
             continue
+        if len(f) not in _SPEAKER_FIELDS:
+            raise _field_count_error(path, lineno, line, "9 or 10", _SPEAKER_SYNTAX, len(f))
         onset, duration = _times(path, lineno, f[3], f[4], ("onset", "duration"))
         uri, speaker = f[1], f[7]
+        if speaker.upper() == "<NA>":
+            raise DiarizeError(
+                f"{path}:{lineno}: field 8 (the speaker) is <NA>; expected {_SPEAKER_SYNTAX}"
+            )
         ann = annotations.setdefault(uri, Annotation(uri=uri))
         if duration > 0:
             seg = Segment(onset, onset + duration)
@@ -68,7 +101,9 @@ def read_uem(path: str | os.PathLike) -> dict[str, Timeline]:
     """``{uri: Timeline}`` of the scored regions of one UEM file."""
     path = Path(path)
     regions: dict[str, list[Segment]] = {}
-    for lineno, f in _records(path, 4):
+    for lineno, line, f in _records(path):
+        if len(f) != _UEM_FIELDS:
+            raise _field_count_error(path, lineno, line, "4", _UEM_SYNTAX, len(f))
         onset, offset = _times(path, lineno, f[2], f[3], ("onset", "offset"))
         if offset < onset:
             raise DiarizeError(f"{path}:{lineno}: offset {offset} is before onset {onset}")
@@ -102,11 +137,20 @@ def load_rttms(path: str | os.PathLike) -> dict[str, Annotation]:
     return merged
 
 
+def rttm_name(name: str) -> str:
+    """``name`` fit for an RTTM/UEM field: each run of whitespace becomes one ``_``
+    (``"my meeting"`` -> ``"my_meeting"``); an empty name becomes ``"_"``."""
+    return re.sub(r"\s+", "_", name.strip()) or "_"
+
+
 def format_rttm(annotation: Annotation, uri: str | None = None) -> list[str]:
-    """RTTM lines of one annotation, sorted by onset, offset and speaker, 3 decimals."""
-    uri = uri or annotation.uri or "unknown"
+    """RTTM lines of one annotation, sorted by onset, offset and speaker, 3 decimals.
+    Whitespace in the uri and the labels is replaced (:func:`rttm_name`), so every line
+    reads back as written; callers that show names to users should warn (``diarize run``
+    does)."""
+    uri = rttm_name(uri or annotation.uri or "unknown")
     rows = sorted(
-        (round(seg.start, 3), round(seg.end, 3), str(label))
+        (round(seg.start, 3), round(seg.end, 3), rttm_name(str(label)))
         for seg, _, label in annotation.itertracks(yield_label=True)
     )
     return [
@@ -132,4 +176,4 @@ def write_uem(path: str | os.PathLike, timelines: Mapping[str, Timeline]) -> Non
     with atomic_write(path) as f:
         for uri in sorted(timelines):
             for seg in timelines[uri].support():
-                f.write(f"{uri} 1 {seg.start:.3f} {seg.end:.3f}\n")
+                f.write(f"{rttm_name(uri)} 1 {seg.start:.3f} {seg.end:.3f}\n")

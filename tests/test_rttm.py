@@ -34,7 +34,16 @@ def test_same_speaker_overlapping_turns_are_kept(tmp_path):
 @pytest.mark.parametrize(
     "line, message",
     [
-        ("SPEAKER r 1 0.0 1.0 a", "expected at least 8 fields"),
+        ("SPEAKER r 1 0.0 1.0 a", "expected 9 or 10 fields .*got 6"),
+        # a recording id with a space: 11 fields, not recording "my" at onset 1
+        (
+            "SPEAKER my meeting 1 0.5 1.0 <NA> <NA> a <NA> <NA>",
+            "got 11; a recording id .*cannot contain spaces",
+        ),
+        # the same from a 9-field writer: 10 fields, but the speaker would be <NA>
+        ("SPEAKER my meeting 1 0.5 1.0 <NA> <NA> a <NA>", "speaker\\) is <NA>"),
+        ("SPEAKER r 1 1e308 1e308 <NA> <NA> a <NA> <NA>", "at most 1e\\+09 s"),
+        ("SPEAKER r 1 1e20 1 <NA> <NA> a <NA> <NA>", "at most 1e\\+09 s"),
         ("SPEAKER r 1 abc 1.0 <NA> <NA> a <NA> <NA>", "must be numbers"),
         ("SPEAKER r 1 1.0 -1.0 <NA> <NA> a <NA> <NA>", "finite and >= 0"),
         ("SPEAKER r 1 nan 1.0 <NA> <NA> a <NA> <NA>", "finite and >= 0"),
@@ -45,6 +54,24 @@ def test_malformed_line_names_file_and_line(tmp_path, line, message):
     path.write_text("SPEAKER r 1 0 1 <NA> <NA> a <NA> <NA>\n\n" + line + "\n")
     with pytest.raises(DiarizeError, match=rf"bad.rttm:3: .*{message}"):
         read_rttm(path)
+
+
+def test_nine_field_lines_are_read(tmp_path):
+    (tmp_path / "a.rttm").write_text("SPEAKER r 1 0.5 1.0 <NA> <NA> a <NA>\n")
+    assert read_rttm(tmp_path / "a.rttm")["r"].label_timeline("a") == Timeline([Segment(0.5, 1.5)])
+
+
+def test_names_with_whitespace_are_written_so_they_read_back(tmp_path):
+    ann = Annotation(uri="my  meeting\t1")
+    ann[Segment(0.0, 1.0)] = "spk a"
+    write_rttm(tmp_path / "o.rttm", ann)
+    assert (tmp_path / "o.rttm").read_text() == (
+        "SPEAKER my_meeting_1 1 0.000 1.000 <NA> <NA> spk_a <NA> <NA>\n"
+    )
+    back = read_rttm(tmp_path / "o.rttm")
+    assert list(back) == ["my_meeting_1"] and back["my_meeting_1"].labels() == ["spk_a"]
+    write_uem(tmp_path / "o.uem", {"my meeting": Timeline([Segment(0, 2)])})
+    assert list(read_uem(tmp_path / "o.uem")) == ["my_meeting"]
 
 
 def test_write_is_sorted_stable_and_rounded(tmp_path):
@@ -87,6 +114,9 @@ def test_uem_round_trip_and_errors(tmp_path):
     assert read_uem(tmp_path / "b.uem") == uems
     path.write_text("r 1 3.0 2.0\n")
     with pytest.raises(DiarizeError, match="a.uem:1: offset 2.0 is before onset 3.0"):
+        read_uem(path)
+    path.write_text("my meeting 1 0 10\n")  # would read as "my" from 1 to 0 s
+    with pytest.raises(DiarizeError, match="a.uem:1: expected 4 fields .*got 5"):
         read_uem(path)
 
 
