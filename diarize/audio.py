@@ -3,6 +3,10 @@
 All of diarize works on mono float32 audio at :data:`SAMPLE_RATE` unless a model asks for
 another rate. Long recordings are read block by block (:func:`iter_blocks`), so a two-hour
 meeting never has to be decoded whole.
+
+Non-finite samples (NaN, +-inf, which only float files can hold) are rejected, not cleaned:
+a :class:`DiarizeError` names the first one's position. Cleaning them (to 0) would hide a
+broken file, and a single NaN spreads through resampling and features over whole windows.
 """
 
 from __future__ import annotations
@@ -113,10 +117,27 @@ def _read_resampled(info: AudioInfo, start: int, stop: int, sample_rate: int) ->
             data = f.read(hi - lo, dtype="float32", always_2d=True)
     except Exception as e:
         raise DiarizeError(f"{info.path}: cannot decode audio ({_reason(e)})") from None
+    _check_finite(info, data, lo)
     wave = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     wave = resample(wave, info.sample_rate, sample_rate)
     first = lo * up // down
     return np.ascontiguousarray(wave[start - first : stop - first], dtype=np.float32)
+
+
+def _check_finite(info: AudioInfo, data: np.ndarray, first: int) -> None:
+    """A :class:`DiarizeError` naming the first NaN or infinite value of ``data`` (samples,
+    channels), which starts at sample ``first`` of the file. :func:`iter_blocks` reads in
+    order, so there the first one found is the first of the file."""
+    bad = ~np.isfinite(data)
+    if not bad.any():
+        return
+    row, channel = np.argwhere(bad)[0]
+    sample = first + int(row)
+    raise DiarizeError(
+        f"{info.path}: sample {sample} (at {sample / info.sample_rate:.3f} s, channel "
+        f"{channel + 1}) is {data[row, channel]}: non-finite samples (NaN/inf) are not audio; "
+        "repair or re-export the file"
+    )
 
 
 def write_audio(path: str | Path, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:

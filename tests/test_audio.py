@@ -93,3 +93,24 @@ def test_write_audio_round_trip(tmp_path):
     write_audio(tmp_path / "o.flac", x)
     assert np.abs(load_audio(tmp_path / "o.flac") - x).max() < 1e-3
     assert [p.name for p in tmp_path.iterdir()] == ["o.flac"]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_samples_are_rejected_with_their_position(tmp_path, bad):
+    x = np.stack([tone(200, 3.0, 8000), tone(300, 3.0, 8000)], axis=1)
+    x[20000, 1] = bad  # 2.5 s into the file, second channel
+    x[23000, 0] = bad  # a later one: not the one reported
+    path = tmp_path / "f.wav"
+    sf.write(path, x, 8000, subtype="FLOAT")
+    where = rf"f.wav: sample 20000 \(at 2.500 s, channel 2\) is {bad}: non-finite"
+    with pytest.raises(DiarizeError, match=where):
+        load_audio(path)  # resampled to 16 kHz, whole file
+    with pytest.raises(DiarizeError, match=where):
+        list(iter_blocks(path, block_seconds=1.0))  # found in the third block, not before
+    assert len(next(iter_blocks(path, block_seconds=1.0))) == 16000
+
+
+def test_all_nan_file_is_an_error_not_silence(tmp_path):
+    sf.write(tmp_path / "n.wav", np.full(8000, np.nan, np.float32), 16000, subtype="FLOAT")
+    with pytest.raises(DiarizeError, match=r"sample 0 \(at 0.000 s, channel 1\) is nan"):
+        load_audio(tmp_path / "n.wav")
