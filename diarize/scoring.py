@@ -121,6 +121,17 @@ class ScoreReport:
     def __post_init__(self) -> None:
         object.__setattr__(self, "total", _sum_scores(self.files.values()))
 
+    def check_scored(self, reference: str) -> None:
+        """A :class:`DiarizeError` when no reference speaker time is left to score (an empty
+        reference, or UEM, collars and skip-overlap removing all of it): a DER of 0 % there
+        would say nothing."""
+        if self.total.scored <= 0:
+            raise DiarizeError(
+                f"{reference}: no reference speaker time left to score (after the UEM, the "
+                f"collar of {self.collar:g} s{' and skip-overlap' if self.skip_overlap else ''}"
+                "): nothing to score"
+            )
+
     @property
     def speaker_count_accuracy(self) -> float:
         """Share of recordings whose hypothesis has exactly the reference speaker count."""

@@ -31,9 +31,13 @@ def test_example_table_and_json_schema(tmp_path):
     assert [line.split()[0] for line in lines[1:3]] == ["meeting1", "meeting2"]
     assert lines[-2].startswith("TOTAL") and "speaker count exact" in lines[-1]
     report = json.loads(out.read_text())
-    keys = {"der", "missed", "false_alarm", "confusion", "scored", "ref_speakers", "hyp_speakers"}
-    assert set(report) == {"collar", "skip_overlap", "files", "total"}
+    keys = {"der", "jer", "missed", "false_alarm", "confusion", "scored"}
+    keys |= {"ref_speakers", "hyp_speakers"}
+    assert set(report) == {"condition", "collar", "skip_overlap", "files", "total"}
     assert report["collar"] == 0.25 and report["skip_overlap"] is False
+    assert report["condition"] is None
+    assert lines[0].split()[:3] == ["recording", "DER%", "JER%"]
+    assert 0 <= report["total"]["jer"] <= 100
     assert set(report["files"]) == {"meeting1", "meeting2"}
     assert all(set(row) == keys for row in report["files"].values())
     assert set(report["total"]) == keys | {"speaker_count_accuracy"}
@@ -73,6 +77,7 @@ def test_directories_uem_and_unscored_hypothesis(tmp_path):
     # a: x -> A for 6 s, y confused 4 s (the UEM stops at 10 s, so no false alarm)
     assert report["files"]["a"] == {
         "der": 40.0,
+        "jer": 40.0,  # A~x: union 10 s, 4 s missed (JER ignores --skip-overlap and collars)
         "missed": 0.0,
         "false_alarm": 0.0,
         "confusion": 4.0,
@@ -82,6 +87,7 @@ def test_directories_uem_and_unscored_hypothesis(tmp_path):
     }
     # b: no hypothesis, [2, 4] overlaps and is skipped -> 4 s scored, all missed
     assert report["files"]["b"]["missed"] == 4.0 and report["files"]["b"]["der"] == 100.0
+    assert report["files"]["b"]["jer"] == 100.0
     assert report["total"]["speaker_count_accuracy"] == 0.0
 
 
@@ -108,3 +114,44 @@ def test_missing_file_and_uem_without_a_reference_recording(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         f"diarize score: error: {uem}: no region for reference recording(s) meeting2"
     ]
+
+
+def test_condition_sets_collar_overlap_and_reference_extent(tmp_path):
+    ref, hyp = tmp_path / "ref.rttm", tmp_path / "hyp.rttm"
+    # reference 10-20 s and 15-25 s (overlap 15-20); hypothesis one speaker from 0 s
+    ref.write_text(rttm_line("r", 10, 10, "A") + rttm_line("r", 15, 10, "B"))
+    hyp.write_text(rttm_line("r", 0, 25, "x"))
+    scores = {}
+    for name in ("callhome", "callhome-kaldi", "dihard3"):
+        out = tmp_path / f"{name}.json"
+        proc = diarize_score("--ref", ref, "--hyp", hyp, "--condition", name, "--json", out)
+        assert proc.returncode == 0, proc.stderr
+        scores[name] = json.loads(out.read_text())
+        assert f"condition {name}" in proc.stdout.splitlines()[-1]
+    callhome = scores["callhome"]
+    assert (callhome["condition"], callhome["collar"], callhome["skip_overlap"]) == (
+        "callhome",
+        0.25,
+        False,
+    )
+    # the reference extent (10-25 s) is scored, so 0-10 s of hypothesis is no false alarm;
+    # collars remove 0.5 s around 10, 15, 20 and 25 s, leaving 3 x 4.5 s; x maps to A, so B
+    # is missed where A speaks too and confused after 20 s
+    total = callhome["total"]
+    assert (total["false_alarm"], total["missed"], total["confusion"]) == (0.0, 4.5, 4.5)
+    assert total["scored"] == 18.0
+    # without a condition the union extent (0-25 s) counts the 10 s before as false alarm
+    proc = diarize_score("--ref", ref, "--hyp", hyp, "--json", tmp_path / "plain.json")
+    assert json.loads((tmp_path / "plain.json").read_text())["total"]["false_alarm"] == 9.75
+    assert scores["callhome-kaldi"]["skip_overlap"] is True
+    assert scores["callhome-kaldi"]["total"]["scored"] == 9.0  # 10.25-14.75, 20.25-24.75
+    assert scores["dihard3"]["collar"] == 0.0 and scores["dihard3"]["total"]["scored"] == 20.0
+
+
+def test_condition_excludes_collar_and_must_be_known(tmp_path):
+    args = ("--ref", EXAMPLES / "ref.rttm", "--hyp", EXAMPLES / "hyp.rttm")
+    proc = diarize_score(*args, "--condition", "dihard3", "--collar", "0.25")
+    assert proc.returncode == 1 and "leave out --collar and --skip-overlap" in proc.stderr
+    proc = diarize_score(*args, "--condition", "dihard4")
+    assert proc.returncode == 1 and "unknown scoring condition 'dihard4'" in proc.stderr
+    assert "dihard3" in proc.stderr

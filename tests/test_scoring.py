@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from pyannote.core import Annotation, Segment, Timeline
-from pyannote.metrics.diarization import DiarizationErrorRate
+from pyannote.metrics.diarization import DiarizationErrorRate, JaccardErrorRate
 
 from diarize.scoring import (
     FileScore,
@@ -160,11 +160,13 @@ def test_report_total_json_and_speaker_counts():
     assert report.speaker_count_accuracy == 0.5
     js = report.to_json()
     assert js == {
+        "condition": None,
         "collar": 0,
         "skip_overlap": False,
         "files": {
             "a": {
                 "der": 50.0,
+                "jer": 75.0,
                 "missed": 0.0,
                 "false_alarm": 0.0,
                 "confusion": 4.0,
@@ -174,6 +176,7 @@ def test_report_total_json_and_speaker_counts():
             },
             "b": {
                 "der": 0.0,
+                "jer": 0.0,
                 "missed": 0.0,
                 "false_alarm": 0.0,
                 "confusion": 0.0,
@@ -184,6 +187,7 @@ def test_report_total_json_and_speaker_counts():
         },
         "total": {
             "der": 40.0,
+            "jer": 50.0,
             "missed": 0.0,
             "false_alarm": 0.0,
             "confusion": 4.0,
@@ -209,6 +213,53 @@ def test_uem_must_cover_every_reference_and_collar_be_valid():
         score({"a": ann(uri="a"), "b": ann(uri="b")}, {}, {"a": uem((0, 1))}, collar=0)
     with pytest.raises(ValueError, match="-1"):
         score({}, {}, None, collar=-1)
+
+
+def test_jer_by_hand_and_without_collar_or_skip_overlap():
+    # A 0-10 mapped to x 2-12: union 12, missed 2, false alarm 2 -> 1/3; B 10-14 unmapped -> 1
+    ref, hyp = ann((0, 10, "A"), (10, 14, "B")), ann((2, 12, "x"))
+    for collar, skip in [(0.0, False), (0.5, False), (0.25, True)]:
+        s = score_file(ref, hyp, uem((0, 14)), collar=collar, skip_overlap=skip)
+        assert (s.jer_speakers, s.jer_error) == (2, pytest.approx(1 / 3 + 1))
+        assert s.jer == pytest.approx(100 * (1 / 3 + 1) / 2)
+    # the UEM still crops: over 0-10 A's union is 10, missed 2, false alarm 0 -> 0.2, B unseen
+    s = score_file(ref, hyp, uem((0, 10)), collar=0)
+    assert (s.jer_speakers, s.jer) == (1, pytest.approx(20.0))
+
+
+def test_jer_merges_one_speakers_overlapping_turns():
+    ref = ann((0, 6, "A"), (4, 10, "A"))  # one speaker, 0-10 once merged
+    s = score_file(ref, ann((0, 10, "x")), uem((0, 10)), collar=0)
+    assert s.jer == 0 and s.der == 0
+
+
+def test_jer_total_is_the_mean_over_all_reference_speakers_as_pyannote_accumulates():
+    refs = {
+        "a": ann((0, 4, "A"), (4, 8, "B"), uri="a"),
+        "b": ann((0, 3, "C"), (1, 6, "D"), (6, 9, "E"), uri="b"),
+    }
+    hyps = {
+        "a": ann((0, 5, "x"), (5, 8, "y"), uri="a"),
+        "b": ann((0, 2, "u"), (2, 9, "v"), uri="b"),
+    }
+    report = score(refs, hyps, None, collar=0)
+    metric = JaccardErrorRate()
+    for uri in refs:
+        metric(refs[uri], hyps[uri], uem=default_uem(refs[uri], hyps[uri]))
+        assert report.files[uri].jer == pytest.approx(
+            100 * metric.results_[-1][1]["speaker error"] / metric.results_[-1][1]["speaker count"]
+        )
+    assert report.total.jer_speakers == 5
+    assert report.total.jer == pytest.approx(100 * abs(metric))
+
+
+def test_jer_without_reference_speakers_is_zero_or_hundred():
+    assert score_file(ann(), ann(), uem((0, 5)), collar=0).jer == 0
+    s = score_file(ann(), ann((1, 2, "x")), uem((0, 5)), collar=0)
+    assert (s.jer_speakers, s.jer) == (0, 100)
+    assert score_file(ann((0, 2, "A")), ann(), uem((0, 5)), collar=0).jer == 100  # all missed
+    report = score({"a": ann(uri="a")}, {"a": ann((1, 2, "x"), uri="a")}, None, collar=0)
+    assert report.total.jer == 100
 
 
 @pytest.mark.skipif(

@@ -24,7 +24,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "speaker counts, and the share of recordings whose speaker count is exact. The "
         "numbers are those of NIST md-eval-22.pl given the same UEM. A reference recording "
         "with no hypothesis counts as all missed; a hypothesis recording with no reference "
-        "is a warning and is not scored.",
+        "is a warning and is not scored. JER (Jaccard error rate, DIHARD's second metric) is "
+        "printed beside DER, computed as dscore does (over the UEM, never with a collar or "
+        "skip-overlap).",
     )
     p.add_argument("--ref", required=True, help="reference RTTM file, or a directory of them")
     p.add_argument("--hyp", required=True, help="hypothesis RTTM file, or a directory of them")
@@ -38,10 +40,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--collar",
         type=_collar,
-        default=0.25,
+        default=None,
         help="seconds not scored on EACH side of every reference turn boundary, as md-eval's "
         "-c (default 0.25, i.e. 0.5 s around a boundary; pyannote.metrics' collar is the "
         "total width: its collar=0.5 is our --collar 0.25)",
+    )
+    p.add_argument(
+        "--condition",
+        metavar="NAME",
+        help="a benchmark's standard scoring condition, which sets the collar and the "
+        f"overlap handling: {CONDITION_NAMES} (see the README's Benchmarks section); "
+        "without --uem each recording is then scored over its reference extent, as md-eval",
     )
     p.add_argument(
         "--skip-overlap",
@@ -52,18 +61,56 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+# The names of diarize.scoring.CONDITIONS (not imported here: pyannote.metrics is slow to
+# import and --help should stay fast; tests/test_conditions.py checks they agree).
+CONDITION_NAMES = (
+    "callhome, callhome-kaldi, dihard3, ami, ami-fair, ami-forgiving, voxconverse, voxconverse-full"
+)
+
+
+def check_condition_options(args: argparse.Namespace) -> None:
+    """``--condition`` excludes ``--collar``/``--skip-overlap``; without it the collar
+    defaults to 0.25. (For ``diarize score`` and ``diarize evaluate``.)"""
+    from diarize.utils import DiarizeError
+
+    if args.condition and args.condition not in CONDITION_NAMES.split(", "):
+        raise DiarizeError(
+            f"unknown scoring condition {args.condition!r}; known: {CONDITION_NAMES}"
+        )
+    if args.condition and (args.collar is not None or args.skip_overlap):
+        raise DiarizeError(
+            f"--condition {args.condition} sets the collar and the overlap handling: "
+            "leave out --collar and --skip-overlap"
+        )
+    if args.collar is None:
+        args.collar = 0.25
+
+
+def score_with_options(args: argparse.Namespace, references, hypotheses, uems):
+    """The ScoreReport of ``--condition``, else of ``--collar``/``--skip-overlap``."""
+    from diarize.scoring import score, score_condition  # slow import (pyannote.metrics): late
+
+    if args.condition:
+        return score_condition(references, hypotheses, uems, args.condition)
+    return score(references, hypotheses, uems, args.collar, args.skip_overlap)
+
+
 def run(args: argparse.Namespace) -> int:
     from diarize.rttm import load_rttms, read_uem
-    from diarize.utils import DiarizeError, atomic_write
+    from diarize.utils import DiarizeError, atomic_write, check_writable
 
+    check_condition_options(args)
+    if args.json:
+        check_writable(args.json)
     references, hypotheses = load_rttms(args.ref), load_rttms(args.hyp)
+    if not references:
+        raise DiarizeError(f"{args.ref}: no SPEAKER line: there is no reference to score against")
     uems = read_uem(args.uem) if args.uem else None
     absent = sorted(set(references) - set(uems)) if uems is not None else []
     if absent:
         raise DiarizeError(f"{args.uem}: no region for reference recording(s) {', '.join(absent)}")
-    from diarize.scoring import score  # pyannote.metrics: slow to import, so after the checks
-
-    report = score(references, hypotheses, uems, args.collar, args.skip_overlap)
+    report = score_with_options(args, references, hypotheses, uems)
+    report.check_scored(args.ref)
     for uri in report.unscored_hypotheses:
         print(
             f"diarize score: warning: hypothesis recording {uri!r} has no reference; not scored",
@@ -78,6 +125,6 @@ def run(args: argparse.Namespace) -> int:
     print(report.format_table())
     if args.json:
         with atomic_write(args.json) as f:
-            json.dump(report.to_json(), f, indent=2)
+            json.dump(report.to_json(), f, indent=2, allow_nan=False)  # strict JSON
             f.write("\n")
     return 0
