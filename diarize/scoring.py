@@ -55,20 +55,114 @@ Where md-eval and this module still differ (documented, not tested against):
 
 When a recording has no scored reference speech, its DER is 0 % without errors and 100 %
 with any (pyannote.metrics' convention; md-eval divides by zero there).
+
+**JER** (Jaccard error rate, the second metric of DIHARD II and III) comes from
+pyannote.metrics' ``JaccardErrorRate`` and is computed as dscore (the DIHARD scorer) computes
+it: over the UEM, *never* with a collar or skip-overlap (dscore applies those to DER only),
+with the turns of one speaker merged. A recording's JER is the mean over its reference
+speakers of ``(missed + false alarm) / union`` of each reference speaker and its mapped
+hypothesis speaker (100 % for an unmapped one); the total is the mean over the reference
+speakers of all recordings (dscore's OVERALL). A recording without reference speakers scores
+0 % without hypothesis speech and 100 % with some (dscore's cases). One difference: the
+speaker mapping is pyannote's (most co-occurring time), where dscore takes the mapping of
+least total JER; the two agree except where two mappings are nearly tied.
+
+**Scoring conditions** (:data:`CONDITIONS`): each benchmark's usual collar and overlap
+setting by name, with its source. Under a condition, a recording without a UEM is scored
+over its reference extent (first onset to last offset), as md-eval does without ``-u``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pyannote.core import Annotation, Segment, Timeline
+from pyannote.metrics.diarization import JER_SPEAKER_COUNT, JER_SPEAKER_ERROR, JaccardErrorRate
 from pyannote.metrics.identification import IdentificationErrorRate
 
 from diarize.utils import DiarizeError
 
 DEFAULT_COLLAR = 0.25  # seconds on each side of a reference boundary (md-eval -c)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A benchmark's usual scoring setting, as the literature reports it."""
+
+    collar: float  # seconds not scored on each side of a reference boundary (md-eval -c)
+    skip_overlap: bool  # overlapped reference speech is not scored (md-eval -1)
+    uem: str  # the regions scored
+    source: str  # where the setting is defined or reported
+
+
+_WHOLE = "the set's uem (diarize prepare writes the reference extent: md-eval without -u)"
+CONDITIONS: dict[str, Condition] = {
+    "callhome": Condition(
+        0.25,
+        False,
+        _WHOLE,
+        "EEND and EEND-EDA CALLHOME recipes (Fujita et al. 2019, Horiguchi et al. 2020; "
+        "hitachi-speech/EEND egs/callhome/v1/run.sh and run_eda.sh: md-eval.pl -c 0.25)",
+    ),
+    "callhome-kaldi": Condition(
+        0.25,
+        True,
+        _WHOLE,
+        "Kaldi x-vector recipe (egs/callhome_diarization/v2/run.sh: md-eval.pl -1 -c 0.25)",
+    ),
+    "dihard3": Condition(
+        0.0,
+        False,
+        "the release's scoring UEM (data/uem_scoring/core or full, all.uem)",
+        "Third DIHARD Challenge Evaluation Plan (Ryant et al. 2020): no collar, overlapped "
+        "speech scored, DER and JER with dscore",
+    ),
+    "ami": Condition(
+        0.0,
+        False,
+        "the setup's uems/ (whole recordings)",
+        "pyannote.audio benchmarks on the AMI-diarization-setup (only_words): no forgiveness "
+        "collar, overlapped speech evaluated; the 'Full' setting of Landini et al. 2022 (VBx)",
+    ),
+    "ami-fair": Condition(
+        0.25,
+        False,
+        "the setup's uems/ (whole recordings)",
+        "the 'Fair' setting of Landini et al. 2022 (VBx, BUTSpeechFIT/AMI-diarization-setup)",
+    ),
+    "ami-forgiving": Condition(
+        0.25,
+        True,
+        "the setup's uems/ (whole recordings)",
+        "the 'Forgiving' setting of Landini et al. 2022 (VBx, BUTSpeechFIT/AMI-diarization-setup)",
+    ),
+    "voxconverse": Condition(
+        0.25,
+        False,
+        _WHOLE,
+        "VoxSRC 2020-2023 diarisation track on VoxConverse (Chung et al. 2020): collar "
+        "0.25 s, overlapped speech scored",
+    ),
+    "voxconverse-full": Condition(
+        0.0,
+        False,
+        _WHOLE,
+        "pyannote.audio benchmarks on VoxConverse: no forgiveness collar, overlapped speech "
+        "evaluated",
+    ),
+}
+
+
+def get_condition(name: str) -> Condition:
+    """The condition called ``name``; an unknown name is a :class:`DiarizeError`."""
+    if name not in CONDITIONS:
+        raise DiarizeError(
+            f"unknown scoring condition {name!r}; known: {', '.join(sorted(CONDITIONS))}"
+        )
+    return CONDITIONS[name]
 
 
 @dataclass(frozen=True)
@@ -81,6 +175,9 @@ class FileScore:
     scored: float  # reference speaker time in the scored region (the DER denominator)
     ref_speakers: int  # reference speakers with speech in the UEM
     hyp_speakers: int  # hypothesis speakers with speech in the UEM
+    jer_speakers: int = 0  # reference speakers counted by JER (with speech in the UEM)
+    jer_error: float = 0.0  # their summed Jaccard errors, each in [0, 1]
+    jer_empty: int = 0  # recordings with no reference speaker, hypothesis speech in the UEM
 
     @property
     def errors(self) -> float:
@@ -95,9 +192,18 @@ class FileScore:
         """``seconds`` as a percentage of the scored speaker time."""
         return _percent(seconds, self.scored)
 
+    @property
+    def jer(self) -> float:
+        """JER in percent: the mean Jaccard error of the reference speakers; without any,
+        0 (no hypothesis speech either) or 100 (dscore's convention)."""
+        if self.jer_speakers > 0:
+            return 100.0 * self.jer_error / self.jer_speakers
+        return 100.0 if self.jer_empty else 0.0
+
     def to_json(self) -> dict[str, float | int]:
         return {
             "der": round(self.der, 6),
+            "jer": round(self.jer, 6),
             "missed": round(self.missed, 6),
             "false_alarm": round(self.false_alarm, 6),
             "confusion": round(self.confusion, 6),
@@ -116,6 +222,7 @@ class ScoreReport:
     files: dict[str, FileScore]  # uri -> score, sorted by uri
     missing_hypotheses: tuple[str, ...] = ()  # reference uris scored as all missed
     unscored_hypotheses: tuple[str, ...] = ()  # hypothesis uris with no reference
+    condition: str | None = None  # name of the scoring condition (CONDITIONS), if one
     total: FileScore = field(init=False)
 
     def __post_init__(self) -> None:
@@ -144,6 +251,7 @@ class ScoreReport:
         total = self.total.to_json()
         total["speaker_count_accuracy"] = round(self.speaker_count_accuracy, 6)
         return {
+            "condition": self.condition,
             "collar": self.collar,
             "skip_overlap": self.skip_overlap,
             "files": {uri: s.to_json() for uri, s in self.files.items()},
@@ -162,6 +270,7 @@ class ScoreReport:
             f"({100 * self.speaker_count_accuracy:.1f}%)"
             f"   collar {self.collar:g} s per side, skip overlap: "
             f"{'yes' if self.skip_overlap else 'no'}"
+            + (f", condition {self.condition}" if self.condition else "")
         )
         return "\n".join(lines)
 
@@ -203,6 +312,31 @@ def score(
     )
 
 
+def score_condition(
+    references: Mapping[str, Annotation],
+    hypotheses: Mapping[str, Annotation],
+    uems: Mapping[str, Timeline] | None,
+    name: str,
+) -> ScoreReport:
+    """:func:`score` with the collar and overlap handling of condition ``name``
+    (:data:`CONDITIONS`), recorded in the report. Without ``uems`` each recording is scored
+    over its reference extent, as md-eval without ``-u``."""
+    cond = get_condition(name)
+    if uems is None:
+        uems = {uri: reference_extent(ann) for uri, ann in references.items()}
+    report = score(references, hypotheses, uems, cond.collar, cond.skip_overlap)
+    return dataclasses.replace(report, condition=name)
+
+
+def reference_extent(reference: Annotation) -> Timeline:
+    """From the first onset to the last offset of the reference (md-eval's default UEM)."""
+    segments = list(reference.itersegments())
+    if not segments:
+        return Timeline(uri=reference.uri)
+    start, end = min(s.start for s in segments), max(s.end for s in segments)
+    return Timeline([Segment(start, end)], uri=reference.uri)
+
+
 def score_file(
     reference: Annotation,
     hypothesis: Annotation,
@@ -221,14 +355,32 @@ def score_file(
     detail = IdentificationErrorRate().compute_components(
         ref, hyp, uem=region, collar=0.0, skip_overlap=False
     )
+    jer_speakers, jer_error = jaccard_components(reference, hypothesis, uem)
+    hyp_speakers = count_speakers(hypothesis, uem)
     return FileScore(
         missed=detail["missed detection"],
         false_alarm=detail["false alarm"],
         confusion=detail["confusion"],
         scored=detail["total"],
         ref_speakers=count_speakers(reference, uem),
-        hyp_speakers=count_speakers(hypothesis, uem),
+        hyp_speakers=hyp_speakers,
+        jer_speakers=jer_speakers,
+        jer_error=jer_error,
+        jer_empty=int(jer_speakers == 0 and hyp_speakers > 0),
     )
+
+
+def jaccard_components(
+    reference: Annotation, hypothesis: Annotation, uem: Timeline
+) -> tuple[int, float]:
+    """(reference speakers, their summed Jaccard errors) over ``uem``, by pyannote.metrics'
+    ``JaccardErrorRate`` without collar or skip-overlap (as dscore scores JER)."""
+    if not uem:
+        return 0, 0.0
+    detail = JaccardErrorRate(collar=0.0, skip_overlap=False).compute_components(
+        reference.support(), hypothesis.support(), uem=uem
+    )
+    return int(detail[JER_SPEAKER_COUNT]), float(detail[JER_SPEAKER_ERROR])
 
 
 def speaker_mapping(
@@ -294,6 +446,9 @@ def _sum_scores(scores) -> FileScore:
         scored=sum(s.scored for s in scores),
         ref_speakers=sum(s.ref_speakers for s in scores),
         hyp_speakers=sum(s.hyp_speakers for s in scores),
+        jer_speakers=sum(s.jer_speakers for s in scores),
+        jer_error=sum(s.jer_error for s in scores),
+        jer_empty=sum(s.jer_empty for s in scores),
     )
 
 
@@ -305,7 +460,7 @@ def _percent(seconds: float, scored: float) -> float:
 
 def _header(width: int) -> str:
     return (
-        f"{'recording':<{width}}  {'DER%':>7}  {'missed s (%)':>17}  {'false alarm s (%)':>17}"
+        f"{'recording':<{width}}  {'DER%':>7}  {'JER%':>6}  {'missed s (%)':>17}  {'false alarm s (%)':>17}"
         f"  {'confusion s (%)':>17}  {'scored s':>10}  {'ref spk':>7}  {'hyp spk':>7}"
     )
 
@@ -315,7 +470,7 @@ def _row(uri: str, s: FileScore, width: int) -> str:
         return f"{seconds:9.2f} ({s.percent(seconds):5.1f})"
 
     return (
-        f"{uri:<{width}}  {s.der:7.2f}  {cell(s.missed):>17}  {cell(s.false_alarm):>17}"
+        f"{uri:<{width}}  {s.der:7.2f}  {s.jer:6.2f}  {cell(s.missed):>17}  {cell(s.false_alarm):>17}"
         f"  {cell(s.confusion):>17}  {s.scored:10.2f}  {s.ref_speakers:7d}  {s.hyp_speakers:7d}"
     )
 
