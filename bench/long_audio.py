@@ -174,18 +174,13 @@ def write_turns(path: Path, uri: str, turns, atomic_write) -> None:
 
 def measure(model_path: str, audio: str, out: str, device: str) -> None:
     """Diarize ``audio``; print one JSON line with timings and peak RSS."""
-    from diarize.checkpoint import load_model, load_speaker_encoder
-    from diarize.inference import diarize_file
+    from diarize import Diarizer
     from diarize.rttm import write_rttm
 
-    model, exp = load_model(model_path, device)
-    speaker = load_speaker_encoder(model_path, device)
+    diarizer = Diarizer.from_pretrained(model_path, device)
     rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MB (Linux: KB)
     start = time.perf_counter()
-    result = diarize_file(
-        model, audio, exp.infer, device=device, chunk_frames=exp.train.chunk_frames,
-        sample_rate=exp.features.sample_rate, speaker_encoder=speaker,
-    )  # fmt: skip
+    result = diarizer(audio)
     seconds = time.perf_counter() - start
     write_rttm(out, result.annotation)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -233,19 +228,13 @@ def der(work: Path, names: list[str], hyp_suffix: str, collar: float):
 
 def diarize_segments(args) -> None:
     """The 12 segments as separate files, in this process, one model load."""
-    from diarize.checkpoint import load_model, load_speaker_encoder
-    from diarize.inference import diarize_file
+    from diarize import Diarizer
     from diarize.rttm import write_rttm
 
     work = Path(args.work)
-    model, exp = load_model(args.model, args.device)
-    speaker = load_speaker_encoder(args.model, args.device)
+    diarizer = Diarizer.from_pretrained(args.model, args.device)
     for i in range(NUM_SEGMENTS):
-        result = diarize_file(
-            model, work / f"seg{i:02d}.wav", exp.infer, device=args.device,
-            chunk_frames=exp.train.chunk_frames, sample_rate=exp.features.sample_rate,
-            speaker_encoder=speaker,
-        )  # fmt: skip
+        result = diarizer(work / f"seg{i:02d}.wav")
         write_rttm(work / f"seg{i:02d}.hyp.rttm", result.annotation)
 
 

@@ -88,11 +88,17 @@ def load_model(
     path: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> tuple[torch.nn.Module, ExperimentConfig]:
     """Rebuild the model of a checkpoint from its own config, in eval mode on ``device``."""
-    ckpt = load_checkpoint(path)
+    return model_of(load_checkpoint(path), str(path), device)
+
+
+def model_of(
+    ckpt: dict[str, Any], where: str, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, ExperimentConfig]:
+    """The EEND-EDA model of a loaded checkpoint (eval mode, on ``device``) and its config."""
     config = config_of(ckpt)
     model = build_model(_without_pretrained_source(config))
     _load_weights(
-        model, ckpt["model"], f"{path}: weights do not match the model its config describes"
+        model, ckpt["model"], f"{where}: weights do not match the model its config describes"
     )
     return model.to(device).eval(), config
 
@@ -100,10 +106,14 @@ def load_model(
 def load_speaker_encoder(path: str | os.PathLike, device: str | torch.device = "cpu"):
     """The speaker encoder a diarization checkpoint carries (key ``"speaker"``), in eval mode
     on ``device``, or None when it has none (linking then compares voice profiles)."""
-    ckpt = load_checkpoint(path)
+    return speaker_encoder_in(load_checkpoint(path), str(path), device)
+
+
+def speaker_encoder_in(ckpt: dict[str, Any], where: str, device: str | torch.device = "cpu"):
+    """The speaker encoder of a loaded diarization checkpoint on ``device``, or None."""
     if "speaker" not in ckpt:
         return None
-    return speaker_encoder_of(ckpt["speaker"], str(path)).to(device)
+    return speaker_encoder_of(ckpt["speaker"], where).to(device)
 
 
 def speaker_encoder_of(entry: Any, where: str):

@@ -93,6 +93,28 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class LinkConfig:
+    """Constants of speaker linking and of the voice split (:mod:`diarize.inference.linking`,
+    :mod:`diarize.inference.local`), chosen with ``link_threshold`` on three draws of
+    ``bench/long_audio.py`` (seeds 1-3, held-out persons) and on ``sim_dev2``. A checkpoint
+    written before they were stored loads with these defaults, the values it was tuned with."""
+
+    min_active_frames: int = 2  # a local speaker active in fewer frames of its window is ignored
+    overlap_weight: float = 2.0  # activity agreement on shared frames against the voice similarity
+    min_voice_frames: int = 20  # frames alone in its window for a local speaker's voice to count
+    f0_weight: float = 30.0  # weight of log F0 against the 40 log-mel bands in a voice vector
+    voice_floor: float = 20.0  # keeps one voice's profiles similar when nobody contrasts them
+    split_cost: float = (
+        600.0  # Ward merge cost (frames x squared distance) below which turns are one voice
+    )
+    min_turn_frames: int = 5  # frames alone a turn needs to take part in the voice split
+
+    def __post_init__(self) -> None:
+        _check_at_least(self, min_active_frames=1, min_voice_frames=1, min_turn_frames=1)
+        _check_at_least(self, overlap_weight=0.0, f0_weight=0.0, voice_floor=0.0, split_cost=0.0)
+
+
+@dataclass(frozen=True)
 class InferConfig:
     threshold: float = 0.5  # speech activity threshold on each speaker's posterior
     median: int = 11  # median filter width in frames (1 = off)
@@ -102,12 +124,29 @@ class InferConfig:
     hop: float = 0.0  # seconds between windows (0 = half a window)
     batch_size: int = 8  # windows per forward pass
     # similarity (speaker embeddings or voices, attractors, activity agreement; see
-    # diarize.inference) above which the local speakers of two windows are one speaker, when
-    # their number is unknown (0.3 suits voice profiles; the bundled model, which links by
-    # speaker embeddings, stores 0.55)
+    # diarize.inference.linking) above which the local speakers of two windows are one
+    # speaker, when their number is unknown (0.3 suits voice profiles; the bundled model,
+    # which links by speaker embeddings, stores 0.55)
     link_threshold: float = 0.3
-    # split a local speaker whose turns sound like several persons (diarize.inference.split_voices)
+    # split a local speaker whose turns sound like several persons (diarize.inference.local)
     split_voices: bool = True
+    # frames whose peak amplitude stays below this (-80 dBFS: digital or dithered silence)
+    # are nobody's speech, whatever the network says about them
+    silence_peak: float = 1e-4
+    link: LinkConfig = field(default_factory=LinkConfig)  # linking and voice-split constants
+
+    def __post_init__(self) -> None:
+        _check_at_least(self, median=1, batch_size=1)
+        _check_at_least(self, window=0.0, hop=0.0, min_duration_on=0.0, min_duration_off=0.0)
+        _check_at_least(self, silence_peak=0.0)
+
+
+def _check_at_least(config: Any, **floors: float) -> None:
+    """A DiarizeError naming the first field of ``config`` below its floor (NaN included)."""
+    for name, floor in floors.items():
+        value = getattr(config, name)
+        if not value >= floor:
+            raise DiarizeError(f"{name} must be >= {floor:g}, got {value}")
 
 
 @dataclass(frozen=True)

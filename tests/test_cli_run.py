@@ -122,10 +122,10 @@ def test_bad_options_and_missing_default_model(work, tmp_path, monkeypatch, caps
     assert main([*args, "--num-speakers", "2", "--max-speakers", "3"]) == 1
     assert main([*args, "--window", "2", "--hop", "3"]) == 1
     assert main([*args, "--min-speakers", "3", "--max-speakers", "2"]) == 1
-    monkeypatch.setattr("diarize.cli.run.DEFAULT_MODEL", tmp_path / "none.pt")
+    monkeypatch.setattr("diarize.pipeline.DEFAULT_CHECKPOINT", tmp_path / "none.pt")
     assert main(["run", str(work / "a.wav"), "-o", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 4 and "pass --model" in err[-1]
+    assert len(err) == 4 and "--model CKPT" in err[-1]
     assert not (tmp_path / "o").exists()
 
 
@@ -159,12 +159,23 @@ def test_evaluate_writes_hypotheses_and_report(work, tmp_path, capsys):
 
 
 def test_inference_options_override_the_checkpoint_settings():
-    from diarize.cli import build_parser
-    from diarize.cli.run import infer_config
+    from diarize.cli import build_parser, inference_overrides
     from diarize.config import InferConfig
+    from diarize.pipeline import with_overrides
 
     base = InferConfig(link_threshold=0.45)
     args = build_parser().parse_args(["run", "x.wav", "-o", "out", "--no-split-voices"])
-    assert infer_config(args, base) == InferConfig(link_threshold=0.45, split_voices=False)
+    assert with_overrides(base, inference_overrides(args)) == InferConfig(
+        link_threshold=0.45, split_voices=False
+    )
     args = build_parser().parse_args(["run", "x.wav", "-o", "out", "--link-threshold", "0.2"])
-    assert infer_config(args, base) == InferConfig(link_threshold=0.2, split_voices=True)
+    assert with_overrides(base, inference_overrides(args)) == InferConfig(
+        link_threshold=0.2, split_voices=True
+    )
+
+
+def test_evaluate_rejects_a_negative_collar_before_any_work(work, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["evaluate", str(tmp_path), "--model", str(work / "tiny.pt"), "--collar", "-1"])
+    assert exit.value.code == 2 and "finite number >= 0" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

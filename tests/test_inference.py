@@ -8,12 +8,13 @@ import soundfile as sf
 import torch
 
 from diarize import inference
-from diarize.config import InferConfig
+from diarize.config import InferConfig, LinkConfig
 from diarize.features.voice import N_MELS
 from diarize.inference import (
+    FrameGrid,
+    SpeakerCount,
     WindowOutput,
     constrained_ahc,
-    diarize_file,
     exclusive,
     link,
     postprocess,
@@ -22,6 +23,7 @@ from diarize.inference import (
     window_frames,
     window_starts,
 )
+from diarize.pipeline import Diarizer
 from diarize.utils import DiarizeError
 
 SR = 16000
@@ -78,6 +80,11 @@ def turns(frames: int, speakers: int, seed: int) -> np.ndarray:
 
 def position_wave(frames: int) -> np.ndarray:
     return np.repeat((np.arange(frames, dtype=np.float32) + 1) / 1024, SPF)
+
+
+def diarize_file(model, path, config, chunk_frames=500, hook=None, **counts):
+    """The Diarizer on ``model`` (a stand-in) with ``config``, windows of ``chunk_frames``."""
+    return Diarizer(model, config, chunk_frames=chunk_frames)(path, hook=hook, **counts)
 
 
 def same_up_to_relabel(truth: np.ndarray, hyp: np.ndarray) -> float:
@@ -159,7 +166,7 @@ def mapping(assignment, owners) -> dict[int, set[int]]:
 def test_link_recovers_speakers_across_permuted_windows(rng):
     truth, vectors = turns(1200, 4, seed=1), rng.standard_normal((4, DIM))
     windows, owners = windows_of(truth, vectors, 200, 100)
-    assignment = link(windows, threshold=0.5, link_threshold=0.5)
+    assignment = link(windows, InferConfig(threshold=0.5, link_threshold=0.5))
     seen = mapping(assignment, owners)
     assert all(len(g) == 1 for g in seen.values())  # each true speaker one global speaker
     assert len({g for gs in seen.values() for g in gs}) == 4  # and distinct ones
@@ -169,7 +176,7 @@ def test_link_respects_cannot_link():
     vector = np.ones(DIM)  # two speakers with identical attractors, always together
     probs = np.full((50, 2), 0.9, dtype=np.float32)
     windows = [WindowOutput(s, probs, np.stack([vector, vector])) for s in (0, 25, 50)]
-    assignment = link(windows, link_threshold=-1.0)
+    assignment = link(windows, InferConfig(link_threshold=-1.0))
     for glob in assignment:
         assert sorted(glob) == [0, 1]
 
@@ -177,17 +184,17 @@ def test_link_respects_cannot_link():
 @pytest.mark.parametrize(
     ("kwargs", "expected"),
     [
-        ({"num_speakers": 2}, {2}),
-        ({"num_speakers": 6}, {6}),
-        ({"max_speakers": 3}, {1, 2, 3}),
-        ({"min_speakers": 5}, {5}),
+        ({"num": 2}, {2}),
+        ({"num": 6}, {6}),
+        ({"max": 3}, {1, 2, 3}),
+        ({"min": 5}, {5}),
         ({}, {4}),
     ],
 )
 def test_link_respects_speaker_counts(rng, kwargs, expected):
     truth, vectors = turns(1200, 4, seed=2), rng.standard_normal((4, DIM))
     windows, _ = windows_of(truth, vectors, 200, 100)
-    assignment = link(windows, link_threshold=0.5, **kwargs)
+    assignment = link(windows, InferConfig(link_threshold=0.5), SpeakerCount(**kwargs))
     count = max(int(a.max()) for a in assignment if len(a)) + 1
     assert count in expected
 
@@ -201,7 +208,7 @@ def test_link_uses_activity_agreement_on_shared_frames():
     b[20:, 1] = 0.9  # X comes back as column 1
     eye = np.eye(4)
     windows = [WindowOutput(0, a, eye[:2]), WindowOutput(20, b, eye[2:])]
-    assignment = link(windows, link_threshold=0.2)
+    assignment = link(windows, InferConfig(link_threshold=0.2))
     assert assignment[1][0] == assignment[0][1]  # Y in both windows
     assert assignment[1][1] != assignment[1][0]
 
@@ -211,6 +218,26 @@ def test_link_ignores_negligible_local_speakers():
     probs[:, 0], probs[5, 1] = 0.9, 0.9  # column 1 active in a single frame
     assignment = link([WindowOutput(0, probs, np.eye(2))])
     assert assignment[0].tolist() == [0, -1]
+
+
+def test_link_settings_come_from_the_config():
+    probs = np.zeros((30, 2), dtype=np.float32)
+    probs[:, 0], probs[5:8, 1] = 0.9, 0.9  # column 1 active in three frames
+    window = WindowOutput(0, probs, np.eye(2))
+    assert link([window])[0].tolist() == [0, 1]
+    strict = InferConfig(link=LinkConfig(min_active_frames=4))
+    assert link([window], strict)[0].tolist() == [0, -1]
+
+
+def test_speaker_counts_are_checked_once_with_one_message():
+    assert SpeakerCount(max=3).cap == 3 and SpeakerCount(num=2).cap == 2
+    assert SpeakerCount().cap is None
+    with pytest.raises(DiarizeError, match="not both"):
+        SpeakerCount(num=2, min=1)
+    with pytest.raises(DiarizeError, match="larger than"):
+        SpeakerCount(min=3, max=2)
+    with pytest.raises(DiarizeError, match="num_speakers must be >= 1"):
+        SpeakerCount(num=0)
 
 
 def test_constrained_ahc_folds_when_cannot_link_blocks_the_count():
@@ -270,7 +297,7 @@ def no_voices(monkeypatch) -> None:
         n = active.shape[1]
         return np.full((n, features.shape[1]), np.nan), np.zeros(n, dtype=int)
 
-    monkeypatch.setattr(inference, "voice_profiles", silent)
+    monkeypatch.setattr(inference.local, "voice_profiles", silent)
 
 
 def test_diarize_file_recovers_the_truth_streaming(tmp_path, rng, monkeypatch):
@@ -288,23 +315,28 @@ def test_diarize_file_recovers_the_truth_streaming(tmp_path, rng, monkeypatch):
     monkeypatch.setattr("diarize.audio.load_audio", no_whole_read)
     monkeypatch.setattr(sf, "read", no_whole_read)
     blocks = []
-    real_iter_blocks = inference.iter_blocks
+    real_iter_blocks = inference.windows.iter_blocks
 
     def counting_iter_blocks(*args, **kwargs):
         for block in real_iter_blocks(*args, **kwargs):
             blocks.append(len(block))
             yield block
 
-    monkeypatch.setattr(inference, "iter_blocks", counting_iter_blocks)
+    monkeypatch.setattr(inference.windows, "iter_blocks", counting_iter_blocks)
     model = StandIn(truth, vectors)
     progress = []
     config = InferConfig(median=1, batch_size=4)
     result = diarize_file(
-        model, path, config, chunk_frames=200, progress=lambda d, t: progress.append((d, t))
-    )
+        model, path, config, chunk_frames=200,
+        hook=lambda stage, _, completed=None, total=None: progress.append((stage, completed, total)),
+    )  # fmt: skip
 
     assert max(blocks) == 100 * SPF and sum(blocks) == len(wave)  # hop-sized blocks, once
-    assert max(model.calls) == 4 and progress[-1] == (14, 14)
+    assert max(model.calls) == 4 and progress[-3] == ("local", 14, 14)
+    assert [stage for stage, _, _ in progress] == ["windows"] + ["local"] * 4 + [
+        "linking",
+        "aggregation",
+    ]
     assert result.probs.shape == (frames, 3) and result.labels == [
         "SPEAKER_00",
         "SPEAKER_01",
@@ -403,7 +435,10 @@ def test_frames_of_no_whole_10_ms_link_by_attractors(rng):
     truth = turns(300, 2, seed=6)
     model = StandIn(truth, rng.standard_normal((2, DIM)))
     wave = position_wave(300)
-    outs = inference.infer_windows(model, [(0, wave[: 200 * SPF])], 1000, batch_size=1)
+    grid = FrameGrid(1000 / SR, SR, 1000, 320, 320, 320)  # 62.5 ms frames
+    outs = inference.analyse_windows(
+        model, [(0, wave[: 200 * SPF])], grid, InferConfig(batch_size=1)
+    )
     assert outs[0].voice is None and outs[0].voice_frames is None  # 62.5 ms: no voice
     assignment = link(outs)  # falls back to the attractors
     assert sorted(assignment[0].tolist()) == [0, 1]
@@ -468,7 +503,7 @@ def test_columns_never_active_together_may_link():
     probs[:40, 0], probs[60:, 1] = 0.9, 0.9
     voice = np.tile(np.r_[np.zeros(N_MELS), np.log(120.0)], (2, 1))
     window = WindowOutput(0, probs, np.eye(2), voice, np.array([40, 40]))
-    assert link([window], link_threshold=0.3)[0].tolist() == [0, 0]
+    assert link([window], InferConfig(link_threshold=0.3))[0].tolist() == [0, 0]
     probs[50:60, :] = 0.9  # once they speak together they are two persons
     window = WindowOutput(0, probs, np.eye(2), voice, np.array([40, 40]))
-    assert sorted(link([window], link_threshold=0.3)[0].tolist()) == [0, 1]
+    assert sorted(link([window], InferConfig(link_threshold=0.3))[0].tolist()) == [0, 1]

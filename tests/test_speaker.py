@@ -20,9 +20,9 @@ from diarize.checkpoint import (
     load_speaker_encoder,
     save_checkpoint,
 )
-from diarize.config import load_config
+from diarize.config import InferConfig, load_config
 from diarize.features.voice import N_MELS, SPEAKER_MELS, speaker_frames
-from diarize.inference import WindowOutput, link
+from diarize.inference import FrameGrid, WindowOutput, link
 from diarize.models.speaker import SpeakerConfig, SpeakerEncoder
 
 SR = 16000
@@ -142,11 +142,11 @@ def test_link_prefers_embeddings_to_voice_profiles():
             WindowOutput(100 * i, probs, np.ones((1, 4)), voice_profile, np.array([50]),
                          person[None].astype(np.float32))
         )  # fmt: skip
-    assert [int(g[0]) for g in link(windows, link_threshold=0.5)] == [0, 1, 0, 1]
+    assert [int(g[0]) for g in link(windows, InferConfig(link_threshold=0.5))] == [0, 1, 0, 1]
     without = [
         WindowOutput(w.start, w.probs, w.attractors, w.voice, w.voice_frames) for w in windows
     ]
-    assert [int(g[0]) for g in link(without, link_threshold=0.5)] == [0, 0, 0, 0]
+    assert [int(g[0]) for g in link(without, InferConfig(link_threshold=0.5))] == [0, 0, 0, 0]
 
 
 def load_tool(name: str):
@@ -180,8 +180,9 @@ def test_windows_get_embeddings_of_the_speakers_heard_alone():
             probs[:40, 0], probs[40:, 1] = 0.9, 0.9
             return [(probs, torch.eye(2))]
 
-    (out,) = inference.infer_windows(
-        TwoTurns(), [(0, wave)], 1600, batch_size=1, speaker_encoder=encoder
+    grid = FrameGrid(0.1, SR, 1600, 80, 80, 80)
+    (out,) = inference.analyse_windows(
+        TwoTurns(), [(0, wave)], grid, InferConfig(batch_size=1), speaker_encoder=encoder
     )
     assert out.embeddings.shape == (2, 4)
     np.testing.assert_allclose(np.linalg.norm(out.embeddings, axis=1), 1.0, rtol=1e-5)

@@ -1,6 +1,8 @@
 """The ``diarize`` command. Each subcommand lives in its own module of this package with
 ``add_parser(subparsers)`` and ``run(args) -> int``; the library does the work, the CLI
-only wraps it. Heavy imports (torch) happen inside ``run`` so ``--help`` stays fast."""
+only parses arguments, calls it, writes files and prints. No subcommand module imports
+another: what several share (the inference options, the collar type) is here. Heavy
+imports (torch) happen inside ``run`` so ``--help`` stays fast."""
 
 from __future__ import annotations
 
@@ -26,6 +28,78 @@ def build_parser() -> argparse.ArgumentParser:
             continue  # not built yet
         importlib.import_module(f"diarize.cli.{name}").add_parser(sub)
     return parser
+
+
+def add_inference_options(p: argparse.ArgumentParser) -> None:
+    """Options of ``diarize run`` and ``diarize evaluate``; ``None`` = the checkpoint's setting."""
+    g = p.add_argument_group("inference (default: the checkpoint's settings)")
+    g.add_argument(
+        "--num-speakers", type=int, metavar="N", help="exact number of speakers per recording"
+    )
+    g.add_argument("--min-speakers", type=int, metavar="N", help="at least N speakers")
+    g.add_argument("--max-speakers", type=int, metavar="N", help="at most N speakers")
+    g.add_argument(
+        "--threshold", type=float, metavar="P", help="speech activity threshold on posteriors"
+    )
+    g.add_argument(
+        "--median", type=int, metavar="FRAMES", help="median filter width in frames (1 = off)"
+    )
+    g.add_argument(
+        "--min-duration-on", type=float, metavar="SEC", help="drop turns shorter than this"
+    )
+    g.add_argument(
+        "--min-duration-off", type=float, metavar="SEC", help="fill pauses shorter than this"
+    )
+    g.add_argument(
+        "--window", type=float, metavar="SEC", help="window length (default: the training chunk)"
+    )
+    g.add_argument(
+        "--hop", type=float, metavar="SEC", help="hop between windows (default: half a window)"
+    )
+    g.add_argument(
+        "--link-threshold",
+        type=float,
+        metavar="SIM",
+        help="similarity above which speakers of different windows are one (speaker "
+        "embeddings or voices, activity agreement; lower: fewer speakers; unknown count only)",
+    )
+    g.add_argument(
+        "--no-split-voices",
+        dest="split_voices",
+        action="store_false",
+        default=None,
+        help="keep each local speaker of a window whole even when its turns sound like "
+        "several persons (e.g. for recordings of two speakers who overlap a lot)",
+    )
+    g.add_argument("--batch-size", type=int, metavar="N", help="windows per forward pass")
+    g.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+
+
+INFER_OPTIONS = ("threshold", "median", "min_duration_on", "min_duration_off", "window", "hop",
+                 "link_threshold", "split_voices", "batch_size")  # fmt: skip
+
+
+def inference_overrides(args: argparse.Namespace) -> dict:
+    """The InferConfig fields given on the command line, for ``Diarizer.from_pretrained``."""
+    return {f: getattr(args, f) for f in INFER_OPTIONS if getattr(args, f, None) is not None}
+
+
+def device_of(args: argparse.Namespace) -> str:
+    """``--device``, or cuda when there is one, else cpu."""
+    import torch
+
+    return args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def collar(text: str) -> float:
+    """argparse type of ``--collar``: seconds per side, a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from diarize.cli.run import add_inference_options
+from diarize.cli import add_inference_options, collar
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, metavar="CKPT", help="checkpoint to evaluate")
     p.add_argument(
         "--collar",
-        type=float,
+        type=collar,
         default=0.25,
         help="seconds not scored on each side of a boundary (default 0.25)",
     )
@@ -50,35 +50,46 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
     from tqdm import tqdm
 
-    from diarize.cli.run import diarize_one, load_for_inference
+    from diarize import Diarizer
+    from diarize.cli import device_of, inference_overrides
     from diarize.data.kaldi import load_diarization_set
+    from diarize.inference import SpeakerCount
     from diarize.rttm import read_uem, write_rttm
-    from diarize.scoring import score
-    from diarize.utils import DiarizeError, atomic_write
+    from diarize.utils import DiarizeError
 
-    given = (args.num_speakers, args.min_speakers, args.max_speakers)
-    if args.oracle_num_speakers and any(n is not None for n in given):
+    counts = (args.num_speakers, args.min_speakers, args.max_speakers)
+    if args.oracle_num_speakers and any(n is not None for n in counts):
         raise DiarizeError("--oracle-num-speakers excludes --num/min/max-speakers")
+    SpeakerCount(*counts)  # before any work
     data = load_diarization_set(args.data)
     uems = read_uem(args.uem) if args.uem else set_uems(data)
-    model, exp, config, speaker = load_for_inference(args)
+    diarizer = Diarizer.from_pretrained(args.model, device_of(args), **inference_overrides(args))
     out = Path(args.output or f"eval_{Path(args.data).resolve().name}")
     hypotheses, failures = {}, []
     for rec in tqdm(data, desc="recordings", unit="rec", disable=None, file=sys.stderr):
-        if args.oracle_num_speakers:
-            args.num_speakers = len(rec.annotation.labels()) or None
+        if args.oracle_num_speakers:  # the reference's speaker count, this recording only
+            counts = (len(rec.annotation.labels()) or None, None, None)
         try:
-            result = diarize_one(model, exp, config, args, rec.id, Path(rec.path), None, speaker)
+            result = diarizer(Path(rec.path), *counts, uri=rec.id)
         except Exception as e:  # one bad recording must not stop the others
             failures.append(rec.id)
             tqdm.write(f"diarize evaluate: {rec.id}: {_one_line(e)}", file=sys.stderr)
             continue
         hypotheses[rec.id] = result.annotation
         write_rttm(out / "rttm" / f"{rec.id}.rttm", result.annotation)
+    return write_report(data, hypotheses, uems, args, out, failures)
+
+
+def write_report(data, hypotheses: dict, uems, args, out: Path, failures: list[str]) -> int:
+    """Score, write ``all.rttm`` and ``der.json``, print the table; 1 if any recording failed."""
+    import json
+
+    from diarize.rttm import write_rttm
+    from diarize.scoring import score
+    from diarize.utils import atomic_write
+
     write_rttm(out / "all.rttm", list(hypotheses.values()))
     references = {rec.id: rec.annotation for rec in data}
     report = score(references, hypotheses, uems, args.collar, args.skip_overlap)

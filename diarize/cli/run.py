@@ -19,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default.pt"
+from diarize.cli import add_inference_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -70,93 +70,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def add_inference_options(p: argparse.ArgumentParser) -> None:
-    """Options shared with ``diarize evaluate``; ``None`` = the checkpoint's setting."""
-    g = p.add_argument_group("inference (default: the checkpoint's settings)")
-    g.add_argument(
-        "--num-speakers", type=int, metavar="N", help="exact number of speakers per recording"
-    )
-    g.add_argument("--min-speakers", type=int, metavar="N", help="at least N speakers")
-    g.add_argument("--max-speakers", type=int, metavar="N", help="at most N speakers")
-    g.add_argument(
-        "--threshold", type=float, metavar="P", help="speech activity threshold on posteriors"
-    )
-    g.add_argument(
-        "--median", type=int, metavar="FRAMES", help="median filter width in frames (1 = off)"
-    )
-    g.add_argument(
-        "--min-duration-on", type=float, metavar="SEC", help="drop turns shorter than this"
-    )
-    g.add_argument(
-        "--min-duration-off", type=float, metavar="SEC", help="fill pauses shorter than this"
-    )
-    g.add_argument(
-        "--window", type=float, metavar="SEC", help="window length (default: the training chunk)"
-    )
-    g.add_argument(
-        "--hop", type=float, metavar="SEC", help="hop between windows (default: half a window)"
-    )
-    g.add_argument(
-        "--link-threshold",
-        type=float,
-        metavar="SIM",
-        help="similarity above which speakers of different windows are one (speaker "
-        "embeddings or voices, activity agreement; lower: fewer speakers; unknown count only)",
-    )
-    g.add_argument(
-        "--no-split-voices",
-        dest="split_voices",
-        action="store_false",
-        default=None,
-        help="keep each local speaker of a window whole even when its turns sound like "
-        "several persons (e.g. for recordings of two speakers who overlap a lot)",
-    )
-    g.add_argument("--batch-size", type=int, metavar="N", help="windows per forward pass")
-    g.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
-
-
-_INFER_FIELDS = ("threshold", "median", "min_duration_on", "min_duration_off", "window", "hop",
-                 "link_threshold", "split_voices", "batch_size")  # fmt: skip
-
-
-def infer_config(args: argparse.Namespace, base):
-    """``base`` (an InferConfig) with the options given on the command line."""
-    import dataclasses
-
-    given = {f: getattr(args, f) for f in _INFER_FIELDS if getattr(args, f, None) is not None}
-    return dataclasses.replace(base, **given)
-
-
-def resolve_device(device: str | None) -> str:
-    import torch
-
-    return device or ("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def load_for_inference(args: argparse.Namespace):
-    """(model, ExperimentConfig, InferConfig, speaker encoder or None) from ``--model`` and
-    the inference options, all checked before any recording is touched."""
-    from diarize.checkpoint import load_model, load_speaker_encoder
-    from diarize.inference import check_speaker_counts, window_frames
-    from diarize.utils import DiarizeError
-
-    ckpt = args.model or DEFAULT_MODEL
-    if not args.model and not DEFAULT_MODEL.exists():
-        raise DiarizeError(
-            f"no bundled model at {DEFAULT_MODEL}; pass --model CKPT (a trained checkpoint)"
-        )
-    model, exp = load_model(ckpt, resolve_device(args.device))
-    speaker = load_speaker_encoder(ckpt, resolve_device(args.device))
-    config = infer_config(args, exp.infer)
-    window_frames(config, model.frame_shift, exp.train.chunk_frames)
-    check_speaker_counts(args.num_speakers, args.min_speakers, args.max_speakers)
-    if config.median < 1 or config.batch_size < 1:
-        raise DiarizeError(
-            f"--median and --batch-size must be >= 1, got {config.median} and {config.batch_size}"
-        )
-    return model, exp, config, speaker
-
-
 def collect_recordings(inputs: list[str]) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
     """``([(uri, audio path)], [(input, error)])`` from files, directories and wav.scp files.
     A file given by name is kept even if it looks wrong: reading it will say why."""
@@ -190,10 +103,9 @@ def collect_recordings(inputs: list[str]) -> tuple[list[tuple[str, Path]], list[
 
 
 def run(args: argparse.Namespace) -> int:
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tqdm import tqdm
-
+    from diarize import Diarizer
+    from diarize.cli import device_of, inference_overrides
+    from diarize.inference import SpeakerCount
     from diarize.utils import DiarizeError
 
     if args.workers < 1:
@@ -202,165 +114,99 @@ def run(args: argparse.Namespace) -> int:
     total = len(recordings) + len(failures)
     for _, message in failures:
         print(f"diarize run: {message}", file=sys.stderr)
-    model, exp, config, speaker = load_for_inference(args)
+    SpeakerCount(args.num_speakers, args.min_speakers, args.max_speakers)  # before any work
+    diarizer = Diarizer.from_pretrained(args.model, device_of(args), **inference_overrides(args))
     out = Path(args.output)
     single = out.suffix == ".rttm"
     if not single and out.exists() and not out.is_dir():
         raise DiarizeError(
             f"{out}: exists and is not a directory (give a directory or a .rttm file)"
         )
+    results = diarize_all(diarizer, recordings, args, failures, None if single else out)
+    if single:
+        write_single([results[uri] for uri in sorted(results)], args, out, len(recordings))
+    return report(failures, total)
+
+
+def diarize_all(diarizer, recordings, args, failures: list, out: Path | None) -> dict:
+    """{uri: Result} of the recordings that worked, ``--workers`` at a time; failures are
+    printed and appended to ``failures``. ``out``: write each one there when done."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+
+    from diarize.utils import DiarizeError
+
     results = {}
-    overall = tqdm(
-        total=len(recordings), desc="recordings", unit="rec", disable=None, file=sys.stderr
-    )
+    overall = tqdm(total=len(recordings), desc="recordings", unit="rec", disable=None, file=sys.stderr)  # fmt: skip
 
     def work(index: int, uri: str, path: Path):
-        bar = tqdm(
-            desc=uri,
-            unit="win",
-            leave=False,
-            position=1 + index % args.workers,
-            disable=None,
-            file=sys.stderr,
-        )
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
+        bar = tqdm(desc=uri, unit="win", leave=False, position=1 + index % args.workers,
+                   disable=None, file=sys.stderr)  # fmt: skip
         try:
-            result = diarize_one(model, exp, config, args, uri, path, progress, speaker)
-            if not single:
-                write_outputs(result, path, args, out, len(recordings))
+            result = diarizer(path, args.num_speakers, args.min_speakers, args.max_speakers,
+                              hook=progress_hook(bar), uri=uri)  # fmt: skip
+            if out is not None:
+                write_outputs(result, args, out, len(recordings))
             return result
         finally:
             bar.close()
 
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
-        futures = [
-            (uri, path, pool.submit(work, i, uri, path)) for i, (uri, path) in enumerate(recordings)
-        ]
-        for uri, path, future in futures:
+        futures = [(path, pool.submit(work, i, uri, path)) for i, (uri, path) in enumerate(recordings)]  # fmt: skip
+        for path, future in futures:
             try:
-                results[uri] = (future.result(), path)
+                result = future.result()
+                results[result.uri] = result
             except Exception as e:  # one bad recording must not stop the others
                 message = str(e) if isinstance(e, DiarizeError) else f"{path}: {_one_line(e)}"
                 failures.append((str(path), message))
                 tqdm.write(f"diarize run: {message}", file=sys.stderr)
             overall.update(1)
     overall.close()
-    if single:
-        write_single(results, args, out, len(recordings))
-    return report(failures, total)
+    return results
 
 
-def diarize_one(model, exp, config, args, uri, path, progress, speaker=None):
-    from diarize.inference import diarize_file
+def progress_hook(bar):
+    """A Diarizer hook that moves ``bar`` (a tqdm) over the windows of one recording."""
 
-    return diarize_file(
-        model,
-        path,
-        config,
-        num_speakers=args.num_speakers,
-        min_speakers=args.min_speakers,
-        max_speakers=args.max_speakers,
-        device=resolve_device(args.device),
-        uri=uri,
-        chunk_frames=exp.train.chunk_frames,
-        sample_rate=exp.features.sample_rate,
-        progress=progress,
-        speaker_encoder=speaker,
-    )
+    def hook(stage: str, artefact, completed: int | None = None, total: int | None = None):
+        if stage == "local":
+            bar.total, bar.n = total, completed
+            bar.refresh()
+
+    return hook
 
 
-def write_outputs(result, path: Path, args, out: Path, count: int) -> None:
+def wanted(args) -> list[str]:
+    """Writers (diarize.writers) asked for, besides the plot."""
+    return ["rttm"] + [name for name in ("exclusive", "json") if getattr(args, name)]
+
+
+def write_outputs(result, args, out: Path, count: int) -> None:
     """Directory mode: ``<uri>.rttm`` [+ ``.exclusive.rttm``, ``.json``, plot] in ``out``."""
-    from diarize.rttm import write_rttm
-    from diarize.utils import atomic_write
+    from diarize.writers import get_writer
 
-    write_rttm(out / f"{result.uri}.rttm", result.annotation)
-    if args.exclusive:
-        write_rttm(out / f"{result.uri}.exclusive.rttm", result.exclusive)
-    if args.json:
-        import json
-
-        with atomic_write(out / f"{result.uri}.json") as f:
-            json.dump(summary(result, path), f, indent=2)
+    for name in wanted(args):
+        writer = get_writer(name)
+        writer.write(result, out / f"{result.uri}{writer.suffix}")
     if args.plot:
-        plot_timeline(result, Path(args.plot) if count == 1 else out / f"{result.uri}.png")
+        get_writer("png").write(
+            result, Path(args.plot) if count == 1 else out / f"{result.uri}.png"
+        )
 
 
-def write_single(results: dict, args, out: Path, count: int) -> None:
+def write_single(results: list, args, out: Path, count: int) -> None:
     """Single-file mode: all recordings in ``out`` [+ ``.exclusive.rttm``, ``.json``, plots]."""
-    from diarize.rttm import write_rttm
-    from diarize.utils import atomic_write
+    from diarize.writers import get_writer
 
-    ordered = [results[uri] for uri in sorted(results)]
-    write_rttm(out, [r.annotation for r, _ in ordered])
-    if args.exclusive:
-        write_rttm(out.with_suffix(".exclusive.rttm"), [r.exclusive for r, _ in ordered])
-    if args.json:
-        import json
-
-        with atomic_write(out.with_suffix(".json")) as f:
-            json.dump({"recordings": [summary(r, p) for r, p in ordered]}, f, indent=2)
+    for name in wanted(args):
+        writer = get_writer(name)
+        writer.write(results, out if name == "rttm" else out.with_suffix(writer.suffix))
     if args.plot:
         plot = Path(args.plot)
-        for r, _ in ordered:
-            plot_timeline(r, plot if count == 1 else plot.parent / f"{r.uri}.png")
-
-
-def summary(result, path: Path) -> dict:
-    """JSON-ready turns and talk time of one recording."""
-    from diarize.inference import talk_time
-
-    turns = [
-        {"start": round(seg.start, 3), "end": round(seg.end, 3), "speaker": str(label)}
-        for seg, _, label in result.annotation.itertracks(yield_label=True)
-    ]
-    return {
-        "uri": result.uri,
-        "audio": str(path),
-        "duration": round(result.duration, 3),
-        "num_speakers": len(result.annotation.labels()),
-        "talk_time": {k: round(v, 3) for k, v in talk_time(result.annotation).items()},
-        "turns": sorted(turns, key=lambda t: (t["start"], t["end"], t["speaker"])),
-    }
-
-
-def plot_timeline(result, png: Path) -> None:
-    """One row per speaker, turns as bars, time axis in m:ss (h:mm:ss past an hour)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter
-
-    from diarize.utils import atomic_path
-
-    labels = sorted(result.annotation.labels())
-    fig = Figure(figsize=(12, 1.2 + 0.45 * max(len(labels), 1)))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    for row, label in enumerate(labels):
-        spans = [(s.start, s.duration) for s in result.annotation.label_timeline(label)]
-        ax.broken_barh(spans, (row - 0.35, 0.7), color=f"C{row % 10}")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_ylim(-0.6, max(len(labels), 1) - 0.4)
-    ax.invert_yaxis()
-    ax.set_xlim(0, max(result.duration, 1e-3))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda t, _: _clock(t)))
-    ax.set_xlabel("time (m:ss)" if result.duration < 3600 else "time (h:mm:ss)")
-    ax.grid(axis="x", alpha=0.3)
-    ax.set_title(f"{result.uri}: {len(labels)} speaker(s), {_clock(result.duration)}")
-    fig.tight_layout()
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-
-
-def _clock(seconds: float) -> str:
-    s = int(round(max(seconds, 0)))
-    h, m, s = s // 3600, s // 60 % 60, s % 60
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+        for r in results:
+            get_writer("png").write(r, plot if count == 1 else plot.parent / f"{r.uri}.png")
 
 
 def _one_line(e: Exception) -> str:

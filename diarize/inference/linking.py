@@ -1,0 +1,353 @@
+"""Stage 3, linking: the windows' local speakers become the recording's global speakers.
+
+Local speakers of all windows are clustered by constrained agglomerative clustering (average
+linkage, :func:`constrained_ahc`) of a similarity chosen once per recording
+(:func:`choose_similarity`): the cosine of speaker-encoder embeddings when the windows have
+them (:class:`EmbeddingSimilarity`), else their voices (:class:`VoiceSimilarity`: average
+log-mel spectrum and log F0, centred on the recording's average voice), else their
+attractors (:class:`AttractorSimilarity`). Embeddings and voices count only for local
+speakers heard alone long enough (``LinkConfig.min_voice_frames``); the others are compared
+by attractors and join the clusters after them. Where windows overlap, the agreement of the
+two speakers' activities on the shared frames is mixed in (:func:`mix_agreement`). Two local
+speakers of one window that are active at the same time never merge (:func:`cannot_link`).
+The number of global speakers is given, bounded or set by ``InferConfig.link_threshold``
+(:class:`SpeakerCount`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from diarize.config import InferConfig, LinkConfig
+from diarize.features.voice import N_MELS
+from diarize.inference.local import WindowOutput
+from diarize.utils import DiarizeError
+
+Node = tuple[int, int]  # (window index, local speaker index)
+
+
+@dataclass(frozen=True)
+class SpeakerCount:
+    """How many global speakers: exactly ``num``, or between ``min`` and ``max`` (any bound
+    may be None); checked once, here."""
+
+    num: int | None = None
+    min: int | None = None
+    max: int | None = None
+
+    def __post_init__(self) -> None:
+        for name, value in (("num_speakers", self.num), ("min_speakers", self.min),
+                            ("max_speakers", self.max)):  # fmt: skip
+            if value is not None and value < 1:
+                raise DiarizeError(f"{name} must be >= 1, got {value}")
+        if self.num is not None and (self.min is not None or self.max is not None):
+            raise DiarizeError("give either num_speakers or min/max_speakers, not both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise DiarizeError(
+                f"min_speakers ({self.min}) is larger than max_speakers ({self.max})"
+            )
+
+    @property
+    def cap(self) -> int | None:
+        """The most speakers there may be (None: no limit)."""
+        return self.num or self.max
+
+
+# Similarity strategies ------------------------------------------------------------------------
+
+
+class AttractorSimilarity:
+    """Cosine of the EDA attractors: all a window has when no voice could be measured."""
+
+    def __call__(self, windows: list[WindowOutput], nodes: list[Node]) -> np.ndarray:
+        """(nodes, nodes) cosine of the nodes' attractors."""
+        att = np.stack([windows[w].attractors[k] for w, k in nodes]).astype(np.float64)
+        att /= np.maximum(np.linalg.norm(att, axis=1, keepdims=True), 1e-12)  # (nodes, d_model)
+        return att @ att.T
+
+
+class _HeardAlone(AttractorSimilarity):
+    """Attractors for all, replaced by :meth:`heard_similarity` between the speakers heard
+    alone long enough."""
+
+    def __init__(self, link: LinkConfig, heard: list[int]):
+        self.link, self.heard = link, heard  # heard: indices of the nodes heard alone
+
+    def __call__(self, windows: list[WindowOutput], nodes: list[Node]) -> np.ndarray:
+        sim = super().__call__(windows, nodes)
+        picked = [nodes[n] for n in self.heard]
+        sim[np.ix_(self.heard, self.heard)] = self.heard_similarity(windows, picked)
+        return sim
+
+    def heard_similarity(self, windows: list[WindowOutput], nodes: list[Node]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class VoiceSimilarity(_HeardAlone):
+    """Voice profiles (:func:`voice_similarity`) of the speakers heard alone."""
+
+    def heard_similarity(self, windows: list[WindowOutput], nodes: list[Node]) -> np.ndarray:
+        voice = np.stack([windows[w].voice[k] for w, k in nodes])  # (heard, N_MELS + 1)
+        counts = np.array([windows[w].voice_frames[k] for w, k in nodes])
+        return voice_similarity(voice, counts, self.link.f0_weight, self.link.voice_floor)
+
+
+class EmbeddingSimilarity(_HeardAlone):
+    """Cosine of the speaker-encoder embeddings of the speakers heard alone."""
+
+    def heard_similarity(self, windows: list[WindowOutput], nodes: list[Node]) -> np.ndarray:
+        emb = np.stack([windows[w].embeddings[k] for w, k in nodes]).astype(np.float64)
+        return emb @ emb.T  # (heard, heard) cosine: the embeddings are unit vectors
+
+
+def choose_similarity(windows: list[WindowOutput], nodes: list[Node], link: LinkConfig):
+    """The strategy for this recording: embeddings when every window of a speaker heard
+    alone has them, else voices; attractors when nobody is heard alone long enough."""
+    heard = [n for n, (w, k) in enumerate(nodes) if is_heard(windows[w], k, link)]
+    if not heard:
+        return AttractorSimilarity()
+    if all(windows[nodes[n][0]].embeddings is not None for n in heard):
+        return EmbeddingSimilarity(link, heard)
+    return VoiceSimilarity(link, heard)
+
+
+def is_heard(window: WindowOutput, k: int, link: LinkConfig) -> bool:
+    """Whether local speaker ``k`` of ``window`` has a voice measured over enough frames."""
+    return window.voice_frames is not None and window.voice_frames[k] >= link.min_voice_frames
+
+
+def voice_similarity(
+    voice: np.ndarray,
+    counts: np.ndarray,
+    f0_weight: float = LinkConfig.f0_weight,
+    floor: float = LinkConfig.voice_floor,
+) -> np.ndarray:
+    """voice (n, N_MELS + 1) profiles (log-mel, log F0 or NaN) over ``counts (n,)`` frames ->
+    similarity (n, n) in [-1, 1].
+
+    Each profile becomes a vector ``a`` = its log-mel minus the recording's average one, and
+    ``f0_weight`` x its log F0 minus the average log F0 (0 when unvoiced); averages are
+    weighted by ``counts``. The similarity ``1 - |a - b|^2 / (|a|^2 + |b|^2 + floor)`` is
+    close to 1 for two profiles of one voice, near -1 for voices on opposite sides of the
+    average, and near 1 again when the profiles differ by less than the floor (a recording of
+    one voice has no average to contrast it with: only noise is left after centring)."""
+    weight = counts.astype(np.float64)
+    mel = voice[:, :N_MELS].astype(np.float64)
+    mel = mel - (weight[:, None] * mel).sum(0) / weight.sum()
+    f0 = voice[:, N_MELS].astype(np.float64)
+    voiced = ~np.isnan(f0)
+    pitch = np.zeros(len(f0))
+    if voiced.any():
+        pitch[voiced] = f0[voiced] - (weight[voiced] * f0[voiced]).sum() / weight[voiced].sum()
+    a = np.concatenate([mel, f0_weight * pitch[:, None]], axis=1)  # (n, N_MELS + 1)
+    norm = (a**2).sum(1)
+    dist = norm[:, None] + norm[None, :] - 2 * a @ a.T  # |a - b|^2
+    return 1 - np.maximum(dist, 0) / (norm[:, None] + norm[None, :] + floor)
+
+
+# Activity agreement and cannot-link -----------------------------------------------------------
+
+
+def by_window(nodes: list[Node]) -> dict[int, list[int]]:
+    """{window index: indices of its nodes}, windows in time order."""
+    groups: dict[int, list[int]] = {}
+    for n, (w, _) in enumerate(nodes):
+        groups.setdefault(w, []).append(n)
+    return groups
+
+
+def mix_agreement(
+    sim: np.ndarray, windows: list[WindowOutput], nodes: list[Node], link: LinkConfig
+) -> np.ndarray:
+    """``sim (nodes, nodes)`` where two windows overlap averaged (weight
+    ``link.overlap_weight``) with the agreement of the two speakers' activities on the
+    shared frames (:func:`agreement`), when either speaks there; in place, returned."""
+    groups = by_window(nodes)
+    ws = sorted(groups)
+    for i, wi in enumerate(ws):
+        for wj in ws[i + 1 :]:
+            a, b = windows[wi], windows[wj]
+            lo, hi = max(a.start, b.start), min(a.stop, b.stop)
+            if hi <= lo:
+                break  # windows are in time order: no later one overlaps `a` either
+            ka, kb = [nodes[n][1] for n in groups[wi]], [nodes[n][1] for n in groups[wj]]
+            shared_a, shared_b = (
+                slice(lo - a.start, hi - a.start),
+                slice(lo - b.start, hi - b.start),
+            )
+            agree, evident = agreement(
+                a.probs[shared_a, ka], b.probs[shared_b, kb],  # (shared, na), (shared, nb)
+                a.active[shared_a, ka], b.active[shared_b, kb], link.min_active_frames,
+            )  # fmt: skip
+            block, mirror = np.ix_(groups[wi], groups[wj]), np.ix_(groups[wj], groups[wi])
+            w = link.overlap_weight
+            mixed = np.where(evident, (sim[block] + w * agree) / (1 + w), sim[block])
+            sim[block], sim[mirror] = mixed, mixed.T
+    return sim
+
+
+def agreement(pa, pb, active_a, active_b, min_active_frames: int):
+    """pa (frames, na), pb (frames, nb) posteriors and their masks -> agreement (na, nb) in
+    [-1, 1] (2 x soft Dice - 1) and evident (na, nb): at least ``min_active_frames`` active
+    frames between the two."""
+    pa, pb = pa.astype(np.float64), pb.astype(np.float64)
+    dot = pa.T @ pb  # (na, nb)
+    energy = (pa**2).sum(0)[:, None] + (pb**2).sum(0)[None, :]
+    dice = 2 * dot / np.maximum(energy, 1e-12)
+    active = active_a.sum(0)[:, None] + active_b.sum(0)[None, :]
+    return 2 * dice - 1, active >= min_active_frames
+
+
+def cannot_link(windows: list[WindowOutput], nodes: list[Node]) -> np.ndarray:
+    """(nodes, nodes) bool: local speakers of one window that are active together in at
+    least one frame are two persons. (Two columns of one window that never speak at the same
+    time, e.g. the voices of one split local speaker, may be one.)"""
+    cannot = np.zeros((len(nodes), len(nodes)), dtype=bool)
+    for w, members in by_window(nodes).items():
+        active = windows[w].active[:, [nodes[n][1] for n in members]]
+        together = active.T.astype(np.int64) @ active  # (members, members) frames shared
+        cannot[np.ix_(members, members)] = together > 0
+    np.fill_diagonal(cannot, False)
+    return cannot
+
+
+# Linking --------------------------------------------------------------------------------------
+
+
+def link(
+    windows: list[WindowOutput],
+    config: InferConfig | None = None,
+    count: SpeakerCount | None = None,
+) -> list[np.ndarray]:
+    """Global speaker of each local speaker of ``windows`` (in time order): per window an
+    int array ``(local speakers,)``, ``-1`` for local speakers active in fewer than
+    ``config.link.min_active_frames`` frames. Global speakers are numbered by their first
+    active frame. Default: ``InferConfig()``, any number of speakers."""
+    config, count = config or InferConfig(), count or SpeakerCount()
+    assignment = [np.full(win.probs.shape[1], -1, dtype=np.int64) for win in windows]
+    nodes = [
+        (w, k)
+        for w, win in enumerate(windows)
+        for k in range(win.probs.shape[1])
+        if win.active[:, k].sum() >= config.link.min_active_frames
+    ]
+    if not nodes:
+        return assignment
+    labels = cluster(windows, nodes, config, count)
+    order = _first_onset_order(windows, nodes, labels)
+    for (w, k), label in zip(nodes, labels, strict=True):
+        assignment[w][k] = order[label]
+    return assignment
+
+
+def cluster(
+    windows: list[WindowOutput], nodes: list[Node], config: InferConfig, count: SpeakerCount
+) -> np.ndarray:
+    """Cluster label of each node: the speakers heard alone are clustered (all of them when
+    nobody is), then the others join the most similar cluster they may."""
+    strategy = choose_similarity(windows, nodes, config.link)
+    sim = mix_agreement(strategy(windows, nodes), windows, nodes, config.link)  # (nodes, nodes)
+    cannot = cannot_link(windows, nodes)
+    weight = np.array([windows[w].active[:, k].sum() for w, k in nodes], dtype=float)
+    core = np.array([is_heard(windows[w], k, config.link) for w, k in nodes])
+    if not core.any():
+        core[:] = True
+    labels = np.full(len(nodes), -1)
+    both = np.ix_(core, core)
+    labels[core] = constrained_ahc(
+        sim[both], cannot[both], config.link_threshold, weight[core], count.num, count.min,
+        count.max,
+    )  # fmt: skip
+    return _attach(labels, sim, cannot, count.cap)
+
+
+def _first_onset_order(windows, nodes, labels) -> dict[int, int]:
+    """{cluster label: global speaker}, numbered by first active frame."""
+    first: dict[int, int] = {}
+    for (w, k), label in zip(nodes, labels, strict=True):
+        onset = windows[w].start + int(np.argmax(windows[w].active[:, k]))
+        first[label] = min(first.get(label, onset), onset)
+    return {label: g for g, label in enumerate(sorted(first, key=lambda c: (first[c], c)))}
+
+
+def _attach(
+    labels: np.ndarray, sim: np.ndarray, cannot: np.ndarray, ceiling: int | None = None
+) -> np.ndarray:
+    """Give each unlabelled item (-1) the cluster of highest average similarity among those
+    holding no item it cannot link with, or a new cluster of its own if there is none (or,
+    once there are ``ceiling`` clusters, the most similar cluster after all). Items are
+    attached in index order, each seeing the ones attached before it."""
+    labels = labels.copy()
+    for i in np.flatnonzero(labels < 0):
+        clusters = np.unique(labels[labels >= 0])
+        score = np.array([sim[i, labels == c].mean() for c in clusters])
+        allowed = np.array([not cannot[i, labels == c].any() for c in clusters])
+        if allowed.any():
+            labels[i] = clusters[np.argmax(np.where(allowed, score, -np.inf))]
+        elif ceiling is not None and len(clusters) >= ceiling:
+            labels[i] = clusters[np.argmax(score)]
+        else:
+            labels[i] = labels.max() + 1
+    return labels
+
+
+def constrained_ahc(
+    sim: np.ndarray,
+    cannot: np.ndarray,
+    threshold: float,
+    weight: np.ndarray | None = None,
+    num_clusters: int | None = None,
+    min_clusters: int | None = None,
+    max_clusters: int | None = None,
+) -> np.ndarray:
+    """Average-linkage agglomerative clustering of ``n`` items with similarity ``sim (n, n)``
+    and cannot-link pairs ``cannot (n, n)`` -> cluster id per item ``(n,)``.
+
+    Clusters merge, most similar first, while their average similarity is >= ``threshold``;
+    below it they still merge down to ``num_clusters`` or ``max_clusters``, and never below
+    ``num_clusters`` or ``min_clusters``. Clusters holding a cannot-link pair never merge;
+    if that leaves more clusters than asked for, the smallest (by ``weight``, default item
+    count) are folded into the most similar of the others.
+    """
+    n = len(sim)
+    weight = np.ones(n) if weight is None else np.asarray(weight, dtype=float)
+    total = sim.astype(np.float64).copy()  # sum of item similarities between two clusters
+    blocked = cannot.copy() | np.eye(n, dtype=bool)
+    size, alive = np.ones(n), np.ones(n, dtype=bool)
+    score = np.where(blocked, -np.inf, total)  # average similarity, -inf where merging is barred
+    labels = np.arange(n)
+    floor = num_clusters or min_clusters or 1
+    ceiling = num_clusters or max_clusters or n
+    k = n
+    while k > floor:
+        a, b = np.unravel_index(np.argmax(score), score.shape)
+        if score[a, b] == -np.inf or (score[a, b] < threshold and k <= ceiling):
+            break
+        total[a] += total[b]
+        total[:, a] = total[a]
+        blocked[a] |= blocked[b]
+        blocked[:, a] = blocked[a]
+        size[a] += size[b]
+        alive[b] = False
+        score[a] = np.where(blocked[a] | ~alive, -np.inf, total[a] / (size[a] * size))
+        score[:, a] = score[a]
+        score[b], score[:, b] = -np.inf, -np.inf
+        labels[labels == b] = a
+        k -= 1
+    if k > ceiling:
+        labels = _fold(labels, total / np.outer(size, size), weight, ceiling)
+    return labels
+
+
+def _fold(labels: np.ndarray, score: np.ndarray, weight: np.ndarray, keep: int) -> np.ndarray:
+    """Merge every cluster but the ``keep`` heaviest into its most similar kept cluster."""
+    clusters = np.unique(labels)
+    mass = np.array([weight[labels == c].sum() for c in clusters])
+    kept = clusters[np.argsort(-mass, kind="stable")[:keep]]
+    out = labels.copy()
+    for c in clusters:
+        if c not in kept:
+            out[labels == c] = kept[np.argmax(score[c, kept])]
+    return out

@@ -1,0 +1,192 @@
+"""Stage 2, local analysis: the network on batches of windows, and what each window's own
+(local) speakers sound like.
+
+Each window keeps its posteriors ``probs (frames, local speakers)`` (zero on digital
+silence), its attractors, its activity masks (thresholded once, here), and for the local
+speakers heard alone long enough a voice profile (:mod:`diarize.features.voice`) and, when
+the checkpoint carries a speaker encoder, an embedding (:mod:`diarize.models.speaker`). A
+local speaker whose turns sound like several persons (the model decodes fewer speakers than
+a window may hold) is first split into one column per voice (:func:`split_voices`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from diarize.config import InferConfig, LinkConfig
+from diarize.features.voice import speaker_frames, turn_groups, voice_frames, voice_profiles
+from diarize.inference.windows import FrameGrid
+
+
+@dataclass(frozen=True)
+class WindowOutput:
+    """What one window leaves behind once the network has run."""
+
+    start: int  # first frame of the window in the recording
+    probs: np.ndarray  # (frames, local speakers) posteriors
+    attractors: np.ndarray  # (local speakers, d_model)
+    # (local speakers, N_MELS + 1): mean log-mel and log F0 (NaN: unvoiced) over the frames
+    # where each speaks alone, and how many frames that is (local speakers,); None: unknown
+    voice: np.ndarray | None = None
+    voice_frames: np.ndarray | None = None
+    # (local speakers, embedding): unit-length speaker-encoder embeddings of the speakers
+    # heard alone long enough (zeros for the others); None without a speaker encoder
+    embeddings: np.ndarray | None = None
+    threshold: float = 0.5  # activity threshold of the masks below
+    # (frames, local speakers) bool: posterior above threshold, and active with nobody else;
+    # computed from probs and threshold when not given
+    active: np.ndarray | None = None
+    alone: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.active is None or self.alone is None:
+            active, alone = activity(self.probs, self.threshold)
+            object.__setattr__(self, "active", active)
+            object.__setattr__(self, "alone", alone)
+
+    @property
+    def stop(self) -> int:
+        return self.start + len(self.probs)
+
+
+def activity(probs: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """probs (frames, speakers) -> (active, alone), both (frames, speakers) bool: above
+    ``threshold``, and above it with no other speaker."""
+    active = probs > threshold
+    return active, active & (active.sum(1, keepdims=True) == 1)
+
+
+def analyse_windows(
+    model,
+    windows: Iterable[tuple[int, np.ndarray]],
+    grid: FrameGrid,
+    config: InferConfig,
+    max_speakers: int | None = None,
+    speaker_encoder=None,
+    device: str = "cpu",
+    on_batch: Callable[[list[WindowOutput]], None] | None = None,
+) -> list[WindowOutput]:
+    """Run ``(start frame, wave (samples,))`` windows through ``model.infer`` in batches of
+    ``config.batch_size`` (at most ``max_speakers`` local speakers each), then analyse each
+    window's local speakers (:func:`local_speakers`). ``on_batch(outputs)`` after each batch."""
+    outputs: list[WindowOutput] = []
+    batch: list[tuple[int, np.ndarray]] = []
+    for item in windows:
+        batch.append(item)
+        if len(batch) == config.batch_size:
+            outputs += _analyse_batch(model, batch, grid, config, max_speakers, speaker_encoder, device, on_batch)  # fmt: skip
+            batch = []
+    if batch:
+        outputs += _analyse_batch(model, batch, grid, config, max_speakers, speaker_encoder, device, on_batch)  # fmt: skip
+    return outputs
+
+
+def _analyse_batch(model, batch, grid, config, max_speakers, encoder, device, on_batch):
+    out = [
+        local_speakers(start, wave, probs, attractors, grid, config, encoder)
+        for (start, wave), (probs, attractors) in zip(
+            batch, forward(model, [w for _, w in batch], max_speakers, device), strict=True
+        )
+    ]
+    if on_batch:
+        on_batch(out)
+    return out
+
+
+def forward(
+    model, waves: list[np.ndarray], max_speakers: int | None, device: str
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``model.infer`` on a batch of waves (zero-padded to the longest) -> per wave
+    ``(probs (frames, local speakers), attractors (local speakers, d_model))``, float32."""
+    import torch
+
+    lengths = [len(w) for w in waves]
+    batch = np.zeros((len(waves), max(lengths)), dtype=np.float32)  # (batch, samples)
+    for i, w in enumerate(waves):
+        batch[i, : len(w)] = w
+    with torch.inference_mode():
+        out = model.infer(
+            torch.from_numpy(batch).to(device),
+            torch.tensor(lengths, dtype=torch.long, device=device),
+            max_speakers=max_speakers,
+        )
+    return [(p.float().cpu().numpy(), a.float().cpu().numpy()) for p, a in out]
+
+
+def local_speakers(
+    start: int,
+    wave: np.ndarray,
+    probs: np.ndarray,
+    attractors: np.ndarray,
+    grid: FrameGrid,
+    config: InferConfig,
+    speaker_encoder=None,
+) -> WindowOutput:
+    """One window's output: posteriors cut to its whole frames and zeroed on digital
+    silence, local speakers split by voice (``config.split_voices``), masks, voice profiles
+    and embeddings. Frames of no whole number of 10 ms get no voice (linked by attractors)."""
+    spf = grid.samples_per_frame
+    frames = min(len(probs), len(wave) // spf)
+    probs = probs[:frames].copy()
+    peak = np.abs(wave[: frames * spf]).reshape(frames, spf).max(axis=1)  # (frames,)
+    probs[peak < config.silence_peak] = 0.0
+    try:
+        features = voice_frames(wave, spf, grid.sample_rate)[:frames]  # (frames, N_MELS + 1)
+    except ValueError:  # frames not a whole number of 10 ms: link by attractors
+        return WindowOutput(start, probs, attractors, threshold=config.threshold)
+    source = np.arange(probs.shape[1])
+    if config.split_voices:
+        probs, source = split_voices(probs, features, config.threshold, config.link)
+    active, alone = activity(probs, config.threshold)
+    voice, counts = voice_profiles(features, active)
+    embeddings = None
+    if speaker_encoder is not None:
+        embeddings = embed(speaker_encoder, wave, alone, counts >= config.link.min_voice_frames, grid)  # fmt: skip
+    return WindowOutput(
+        start, probs, attractors[source], voice, counts, embeddings, config.threshold, active, alone
+    )
+
+
+def embed(encoder, wave: np.ndarray, alone: np.ndarray, heard: np.ndarray, grid: FrameGrid):
+    """(local speakers, embedding) of the ``heard (local speakers,)`` speakers over the
+    frames of ``alone (frames, local speakers)`` where each speaks alone in ``wave``; zeros
+    for the others."""
+    import torch
+
+    frames = speaker_frames(wave[: len(alone) * grid.samples_per_frame], grid.sample_rate)
+    sub = len(frames) // max(len(alone), 1)  # 10 ms frames per model frame (a whole number)
+    device = next(encoder.parameters()).device
+    out = np.zeros((alone.shape[1], encoder.config.embedding), dtype=np.float32)
+    for k in np.flatnonzero(heard):
+        rows = (np.flatnonzero(alone[:, k])[:, None] * sub + np.arange(sub)).ravel()
+        x = torch.from_numpy(frames[rows]).to(device)  # (frames alone x sub, features)
+        out[k] = encoder.embed(x).float().cpu().numpy()
+    return out
+
+
+def split_voices(
+    probs: np.ndarray, features: np.ndarray, threshold: float, link: LinkConfig | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Give each voice of a local speaker its own column: probs (frames, local speakers),
+    features (frames, N_MELS + 1) -> probs (frames, columns), source (columns,) = the local
+    speaker each column comes from. A local speaker whose turns sound like several persons
+    (:func:`diarize.features.voice.turn_groups`) becomes one column per voice, each holding
+    its posteriors on the frames nearest to that voice's turns and 0 elsewhere; the others
+    stay as they are. ``link``: the split constants (default ``LinkConfig()``)."""
+    link = link or LinkConfig()
+    active, alone = activity(probs, threshold)
+    columns, source = [], []
+    for k in range(probs.shape[1]):
+        group = turn_groups(
+            features, active[:, k], alone[:, k], link.split_cost, link.min_turn_frames,
+            link.min_voice_frames, link.f0_weight,
+        )  # fmt: skip
+        for g in range(1 if group is None else int(group.max()) + 1):
+            columns.append(probs[:, k] if group is None else np.where(group == g, probs[:, k], 0))
+            source.append(k)
+    if not columns:
+        return probs, np.zeros(0, dtype=np.int64)
+    return np.stack(columns, axis=1).astype(probs.dtype), np.array(source, dtype=np.int64)

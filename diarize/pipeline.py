@@ -1,0 +1,135 @@
+"""``Diarizer``: who spoke when in a recording of any length, from a checkpoint.
+
+    from diarize import Diarizer
+
+    diarizer = Diarizer.from_pretrained()  # the bundled model; or a checkpoint path
+    result = diarizer("meeting.flac", num_speakers=None)
+    for turn, _, speaker in result.annotation.itertracks(yield_label=True):
+        print(f"{turn.start:.1f} {turn.end:.1f} {speaker}")
+
+The CLI (``diarize run``, ``diarize evaluate``), ``bench/`` and the tools all go through
+this class. It runs the four stages of :mod:`diarize.inference` and reports each to an
+optional ``hook(stage, artefact, completed=None, total=None)``, as pyannote pipelines do:
+``("windows", FrameGrid)``, ``("local", [WindowOutput] of one batch, completed, total)``
+(counted in windows), ``("linking", assignment)`` and ``("aggregation", Result)``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from diarize.audio import SAMPLE_RATE
+from diarize.config import InferConfig, TrainConfig, from_dict, merge_overrides, to_dict
+from diarize.inference import (
+    Result,
+    SpeakerCount,
+    aggregate,
+    analyse_windows,
+    frame_grid,
+    link,
+    open_audio,
+    stream_windows,
+    window_frames,
+)
+from diarize.utils import DiarizeError
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "default.pt"
+Hook = Callable[..., None]  # hook(stage, artefact, completed=None, total=None)
+
+
+class Diarizer:
+    """A model, its speaker encoder (or None) and the inference settings, checked once."""
+
+    def __init__(
+        self,
+        model,
+        config: InferConfig | None = None,
+        speaker_encoder=None,
+        *,
+        chunk_frames: int = TrainConfig.chunk_frames,
+        sample_rate: int = SAMPLE_RATE,
+        device: str = "cpu",
+    ):
+        """``model``: an EEND-EDA model (``frame_shift``, ``num_frames``, ``infer``);
+        ``chunk_frames``: its training chunk, the default window; ``sample_rate``: the
+        rate it takes; ``config``: default ``InferConfig()``."""
+        config = config or InferConfig()
+        window_frames(config, float(model.frame_shift), chunk_frames)  # fails here, not later
+        self.model, self.config, self.speaker_encoder = model, config, speaker_encoder
+        self.chunk_frames, self.sample_rate, self.device = chunk_frames, sample_rate, device
+
+    @classmethod
+    def from_pretrained(
+        cls, checkpoint: str | os.PathLike | None = None, device: str = "cpu", **infer_overrides
+    ) -> Diarizer:
+        """Read ``checkpoint`` once (default: the bundled model): model, speaker encoder and
+        its ``InferConfig``, with ``infer_overrides`` (InferConfig fields; ``link`` may be a
+        dict of LinkConfig fields) replacing the stored settings."""
+        from diarize.checkpoint import load_checkpoint, model_of, speaker_encoder_in
+
+        if checkpoint is None and not DEFAULT_CHECKPOINT.exists():
+            raise DiarizeError(
+                f"no bundled model at {DEFAULT_CHECKPOINT}; give a checkpoint (diarize run --model CKPT)"
+            )
+        path = str(checkpoint or DEFAULT_CHECKPOINT)
+        ckpt = load_checkpoint(path)
+        model, exp = model_of(ckpt, path, device)
+        config = with_overrides(exp.infer, infer_overrides)
+        return cls(
+            model, config, speaker_encoder_in(ckpt, path, device),
+            chunk_frames=exp.train.chunk_frames, sample_rate=exp.features.sample_rate,
+            device=device,
+        )  # fmt: skip
+
+    def __call__(
+        self,
+        audio,
+        num_speakers: int | None = None,
+        min_speakers: int | None = None,
+        max_speakers: int | None = None,
+        hook: Hook | None = None,
+        *,
+        uri: str | None = None,
+    ) -> Result:
+        """Diarize ``audio``: a path (any format soundfile reads), or ``(waveform,
+        sample_rate)`` (numpy or torch, any rate, ``(samples,)`` or with a channel axis).
+        ``uri``: the recording id (default: the file's stem, or ``"waveform"``)."""
+        count = SpeakerCount(num_speakers, min_speakers, max_speakers)
+        hook = hook or _no_hook
+        source = open_audio(audio, self.sample_rate, uri)
+        grid = frame_grid(self.model, self.config, source.num_samples, self.sample_rate, self.chunk_frames)  # fmt: skip
+        hook("windows", grid)
+        done, total = [0], len(grid.starts)
+
+        def on_batch(outputs: list) -> None:
+            done[0] += len(outputs)
+            hook("local", outputs, completed=done[0], total=total)
+
+        windows = analyse_windows(
+            self.model, stream_windows(source, grid), grid, self.config, count.cap,
+            self.speaker_encoder, self.device, on_batch,
+        )  # fmt: skip
+        assignment = link(windows, self.config, count)
+        hook("linking", assignment)
+        result = aggregate(windows, assignment, grid.num_frames, grid.frame_shift, self.config,
+                           source.uri, source.duration, source.path)  # fmt: skip
+        hook("aggregation", result)
+        return result
+
+
+def with_overrides(config: InferConfig, overrides: dict[str, Any]) -> InferConfig:
+    """``config`` with some fields replaced, checked as a config file's would be (unknown
+    names and wrong types are a DiarizeError); ``link`` may be a dict or a LinkConfig."""
+    if not overrides:
+        return config
+    overrides = dict(overrides)
+    if not isinstance(overrides.get("link", {}), dict):
+        overrides["link"] = to_dict(overrides["link"])
+    return from_dict(InferConfig, merge_overrides(to_dict(config), overrides), "inference settings")
+
+
+def _no_hook(stage: str, artefact: Any, completed: int | None = None, total: int | None = None):
+    pass
