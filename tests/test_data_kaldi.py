@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -230,3 +231,72 @@ def test_folder_duplicate_stem_and_empty(tmp_path: Path):
 def test_not_a_directory(tmp_path: Path):
     with _raises(tmp_path / "nope", None, "no such directory"):
         load_diarization_set(tmp_path / "nope")
+
+
+# --- piped wav.scp entries (Kaldi users' CALLHOME: "uri sph2pipe -f wav -p -c 1 x.sph |") ---
+
+
+@pytest.fixture
+def piped_set(tmp_path: Path) -> Path:
+    """Recording p is produced by a stand-in for sph2pipe (a script that writes WAV to its
+    stdout from a raw-PCM file); q is a plain file."""
+    root = tmp_path / "piped"
+    pcm = (np.sin(np.arange(int(1.5 * SR)) * 0.05) * 8000).astype("<i2")
+    (tmp_path / "p.raw").parent.mkdir(parents=True, exist_ok=True)
+    pcm.tofile(tmp_path / "p.raw")
+    tool = tmp_path / "fake_sph2pipe"
+    tool.write_text(
+        f"#!{sys.executable}\n"
+        "import sys, numpy as np, soundfile as sf\n"
+        "args = sys.argv[1:]\n"
+        "assert args[:3] == ['-f', 'wav', '-p'], args\n"
+        "data = np.fromfile(args[-1], dtype='<i2')\n"
+        f"sf.write(sys.stdout.buffer, data, {SR}, format='WAV', subtype='PCM_16')\n"
+    )
+    tool.chmod(0o755)
+    _wav(root / "q.wav", 1.0)
+    _write(root / "wav.scp", f"p {tool} -f wav -p -c 1 {tmp_path / 'p.raw'} |", "q q.wav")
+    _write(
+        root / "rttm",
+        "SPEAKER p 1 0.10 1.30 <NA> <NA> A <NA> <NA>",
+        "SPEAKER q 1 0.00 0.50 <NA> <NA> B <NA> <NA>",
+    )
+    return root
+
+
+def test_piped_entries_need_allow_pipes(piped_set: Path):
+    with _raises(piped_set / "wav.scp", 1, "pass --allow-pipes"):
+        load_diarization_set(piped_set)
+
+
+def test_piped_entry_runs_and_streams_like_a_file(piped_set: Path):
+    from diarize.audio import load_audio
+    from diarize.data.kaldi import recording_audio
+
+    data = load_diarization_set(piped_set, allow_pipes=True)
+    p, q = data["p"], data["q"]
+    assert p.command is not None and p.command.endswith("p.raw") and p.path.endswith("|")
+    assert p.duration == 1.5  # no reco2dur: the command ran once for the header
+    assert q.command is None and q.duration == 1.0
+    with recording_audio(p) as path:
+        wave = load_audio(path, SR)
+        assert path.is_file() and len(wave) == int(1.5 * SR)
+    assert not path.exists()  # the temporary file is gone
+    expected = np.fromfile(piped_set.parent / "p.raw", dtype="<i2") / 32768.0
+    np.testing.assert_allclose(wave, expected, atol=1e-6)
+    with recording_audio(q) as path:
+        assert path == Path(q.path)
+
+
+def test_piped_entry_with_reco2dur_does_not_run_and_failures_are_one_line(piped_set: Path):
+    from diarize.data.kaldi import recording_audio
+
+    (piped_set.parent / "p.raw").unlink()  # the command now fails
+    _write(piped_set / "reco2dur", "p 1.5")
+    data = load_diarization_set(piped_set, allow_pipes=True)  # reco2dur: nothing run
+    with pytest.raises(DiarizeError, match=r"recording 'p': command .* failed \(exit status"):
+        with recording_audio(data["p"]):
+            pass
+    (piped_set / "reco2dur").unlink()
+    with _raises(piped_set / "wav.scp", 1, "recording 'p': piped entry: command"):
+        load_diarization_set(piped_set, allow_pipes=True)

@@ -9,24 +9,38 @@ Two kinds of directory are read:
       utt2spk    <utt-id> <speaker>
       spk2utt    <speaker> <utt-id>...            optional; checked against utt2spk
 
-* a **diarization set** (training, validation, scoring), in either of two forms:
+* a **diarization set** (training, validation, scoring), in any of four forms:
 
   - Kaldi-style: ``wav.scp`` + ``rttm`` [+ ``uem``] [+ ``reco2dur``];
   - a plain folder of audio files with RTTM beside them (``x.wav`` + ``x.rttm``) or one RTTM
-    file for all of them [+ ``*.uem``]; the recording id is the audio file's stem.
+    file for all of them [+ ``*.uem``]; the recording id is the audio file's stem;
+  - a ``pyannote.database`` protocol name (``AMI.SpeakerDiarization.only_words``) and a
+    subset, read through the user's ``database.yml`` (:mod:`diarize.data.pyannote_db`);
+  - lhotse manifests, a ``RecordingSet`` + ``SupervisionSet`` (:mod:`diarize.data.lhotse_manifests`).
 
 Everything is validated on load; a problem is a :class:`DiarizeError` ``file:line: message``.
 Decisions: a Kaldi recording with no RTTM turn is kept as silence (``wav.scp`` is the list of
 recordings), but in a plain folder an audio file with no RTTM turn and no ``<stem>.rttm`` is an
 error (a forgotten label file is likelier than a silent recording). ``reco2dur`` entries
-replace reading the audio header; recordings missing from it are read as usual. Piped
-``wav.scp`` commands are not supported.
+replace reading the audio header; recordings missing from it are read as usual.
+
+**Piped** ``wav.scp`` entries (``iaaa sph2pipe -f wav -p -c 1 iaaa.sph |``, as Kaldi users hold
+CALLHOME) are read only with ``allow_pipes=True`` (the CLI's ``--allow-pipes``): running shell
+commands written in a data file is the user's decision. The command runs in the current
+directory, as Kaldi runs it; its standard output (any format soundfile reads, WAV for
+sph2pipe) is streamed into a temporary file by :func:`recording_audio`, which is then read
+block by block like any other file and deleted afterwards. Without ``reco2dur`` a piped
+recording's duration costs one run of its command at load time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import re
+import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,13 +83,24 @@ class SourceCorpus:
         return out
 
 
+@dataclass(frozen=True)
+class Pipe:
+    """A piped ``wav.scp`` entry: a shell command writing the audio to its standard output."""
+
+    command: str  # without the trailing "|"
+
+    def __str__(self) -> str:
+        return f"{self.command} |"
+
+
 @dataclass(frozen=True, eq=False)
 class Recording:
     id: str
-    path: str  # audio file
+    path: str  # audio file (for a piped entry: the entry as written, "cmd ... |")
     annotation: Annotation  # reference speaker turns (empty = silence)
     uem: Timeline | None  # scored regions; None = the whole recording
     duration: float  # seconds
+    command: str | None = None  # shell command of a piped entry (see recording_audio)
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,25 +146,61 @@ def load_source_corpus(path: str | os.PathLike) -> SourceCorpus:
     return SourceCorpus(str(root), tuple(utts))
 
 
-def load_diarization_set(path: str | os.PathLike) -> DiarizationSet:
+def load_diarization_set(
+    path: str | os.PathLike,
+    *,
+    allow_pipes: bool = False,
+    subset: str | None = None,
+    database: str | os.PathLike | None = None,
+) -> DiarizationSet:
     """Read a diarization set: a Kaldi-style directory (``wav.scp`` + ``rttm`` [+ ``uem``,
-    ``reco2dur``]) or a plain folder of audio files and RTTM files."""
+    ``reco2dur``]), a plain folder of audio files and RTTM files, lhotse manifests (a
+    directory holding one ``*recordings*.jsonl[.gz]`` and its ``*supervisions*`` twin, or
+    the recordings manifest itself), or a pyannote.database protocol name with ``subset``
+    (``train``, ``development``/``dev``, ``test``) and optionally the ``database`` YAML.
+    ``allow_pipes`` lets piped ``wav.scp`` entries (or lhotse ``command`` sources) run."""
+    if is_protocol_name(path):
+        from diarize.data.pyannote_db import load_protocol_set
+
+        return load_protocol_set(str(path), subset, database)
+    if subset is not None or database is not None:
+        raise DiarizeError(
+            f"{path}: --subset and --database are for pyannote.database protocols "
+            "(names such as AMI.SpeakerDiarization.only_words), not for directories"
+        )
+    from diarize.data.lhotse_manifests import find_manifests, load_lhotse_set
+
+    manifests = find_manifests(Path(path))
+    if manifests is not None:
+        return load_lhotse_set(*manifests, allow_pipes=allow_pipes)
     root = _directory(path)
     if (root / "wav.scp").exists():
-        return _load_kaldi_set(root)
+        return _load_kaldi_set(root, allow_pipes)
     return _load_folder_set(root)
 
 
-def read_wav_scp(path: Path) -> dict[str, tuple[int, Path]]:
-    """``{rec-id: (line number, audio path)}``; relative paths are resolved against the
-    directory of ``wav.scp``. Piped commands and missing files are errors."""
+def is_protocol_name(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a pyannote.database protocol (``Database.Task.Protocol``) rather
+    than a file or directory."""
+    text = str(path)
+    return not Path(text).exists() and re.fullmatch(r"[\w-]+\.[\w-]+\.[\w-]+", text) is not None
+
+
+def read_wav_scp(path: Path, allow_pipes: bool = False) -> dict[str, tuple[int, Path | Pipe]]:
+    """``{rec-id: (line number, audio path or Pipe)}``; relative paths are resolved against
+    the directory of ``wav.scp``. Missing files are errors, and so are piped commands unless
+    ``allow_pipes``."""
     out = {}
     for rec, (lineno, (where,)) in _table(path, 2, rest=True).items():
         if where.endswith("|"):
-            raise DiarizeError(
-                f"{path}:{lineno}: recording {rec!r} is a piped command ({where!r}), which is "
-                "not supported: write the audio to a file and list its path"
-            )
+            if not allow_pipes:
+                raise DiarizeError(
+                    f"{path}:{lineno}: recording {rec!r} is a piped command ({where!r}); "
+                    "pass --allow-pipes to run the commands of this file (diarize evaluate, "
+                    "diarize stats), or write the audio to a file and list its path"
+                )
+            out[rec] = (lineno, Pipe(where[:-1].strip()))
+            continue
         audio = Path(where) if Path(where).is_absolute() else path.parent / where
         if not audio.is_file():
             raise DiarizeError(
@@ -152,9 +213,53 @@ def read_wav_scp(path: Path) -> dict[str, tuple[int, Path]]:
 # --- diarization sets --------------------------------------------------------------------
 
 
-def _load_kaldi_set(root: Path) -> DiarizationSet:
+@contextlib.contextmanager
+def recording_audio(rec: Recording) -> Iterator[Path]:
+    """A readable audio file for ``rec``: its own file, or for a piped entry a temporary
+    file its command's output is streamed into (never held in memory), deleted on exit."""
+    if rec.command is None:
+        yield Path(rec.path)
+        return
+    with tempfile.TemporaryDirectory(prefix="diarize-pipe-") as tmp:
+        out = Path(tmp) / "audio.wav"
+        run_pipe(rec.command, out, f"recording {rec.id!r}")
+        yield out
+
+
+def run_pipe(command: str, out: Path, what: str) -> None:
+    """Run ``command`` in a shell with its standard output written to ``out``; a failure
+    (non-zero exit, no output) is a :class:`DiarizeError` with the command's last message."""
+    with open(out, "wb") as f:
+        proc = subprocess.run(command, shell=True, stdout=f, stderr=subprocess.PIPE)
+    if proc.returncode != 0 or out.stat().st_size == 0:
+        lines = proc.stderr.decode(errors="replace").strip().splitlines()
+        reason = f"exit status {proc.returncode}" if proc.returncode else "no output"
+        raise DiarizeError(
+            f"{what}: command {command!r} failed ({reason}){': ' + lines[-1] if lines else ''}"
+        )
+
+
+def build_set(root: str, recordings: list[Recording], where: str) -> DiarizationSet:
+    """A DiarizationSet of ``recordings`` (from lhotse or pyannote.database), sorted by id,
+    after checking that ids are unique and no turn or UEM region runs past the audio."""
+    seen: set[str] = set()
+    for rec in recordings:
+        if rec.id in seen:
+            raise DiarizeError(f"{where}: recording id {rec.id!r} appears twice")
+        seen.add(rec.id)
+        ends = [s.end for s in rec.annotation.itersegments()]
+        ends += [s.end for s in rec.uem] if rec.uem is not None else []
+        if ends and max(ends) > rec.duration + DURATION_TOLERANCE:
+            raise DiarizeError(
+                f"{where}: recording {rec.id!r}: a turn or scored region ends at "
+                f"{max(ends):.3f} s, past the end of its audio ({rec.duration:.3f} s)"
+            )
+    return DiarizationSet(root, tuple(sorted(recordings, key=lambda r: r.id)))
+
+
+def _load_kaldi_set(root: Path, allow_pipes: bool = False) -> DiarizationSet:
     scp = root / "wav.scp"
-    wavs = read_wav_scp(scp)
+    wavs = read_wav_scp(scp, allow_pipes)
     durations = _durations(scp, wavs, root / "reco2dur")
     if not (root / "rttm").exists():
         raise DiarizeError(f"{root}: has wav.scp but no rttm file")
@@ -221,7 +326,7 @@ def _read_many(
 
 def _make_set(
     root: Path,
-    paths: dict[str, Path],
+    paths: dict[str, Path | Pipe],
     annotations: dict[str, Annotation],
     uems: dict[str, Timeline],
     durations: dict[str, float],
@@ -233,6 +338,7 @@ def _make_set(
             annotations.get(rec, Annotation(uri=rec)),
             uems.get(rec),
             durations[rec],
+            paths[rec].command if isinstance(paths[rec], Pipe) else None,
         )
         for rec in sorted(paths)
     )
@@ -330,8 +436,11 @@ def _directory(path: str | os.PathLike) -> Path:
     return root
 
 
-def _durations(scp: Path, wavs: dict[str, tuple[int, Path]], reco2dur: Path) -> dict[str, float]:
-    """Seconds per recording: from ``reco2dur`` where it has the recording, else the header."""
+def _durations(
+    scp: Path, wavs: dict[str, tuple[int, Path | Pipe]], reco2dur: Path
+) -> dict[str, float]:
+    """Seconds per recording: from ``reco2dur`` where it has the recording, else the header
+    (of a piped entry's output: its command is run once)."""
     given = _read_reco2dur(reco2dur, wavs) if reco2dur.exists() else {}
     out = {}
     for rec, (lineno, audio) in wavs.items():
@@ -339,10 +448,18 @@ def _durations(scp: Path, wavs: dict[str, tuple[int, Path]], reco2dur: Path) -> 
             out[rec] = given[rec]
             continue
         try:
-            out[rec] = audio_info(audio).duration
+            out[rec] = _audio_duration(audio)
         except DiarizeError as e:
             raise DiarizeError(f"{scp}:{lineno}: recording {rec!r}: {e}") from None
     return out
+
+
+def _audio_duration(audio: Path | Pipe) -> float:
+    if isinstance(audio, Path):
+        return audio_info(audio).duration
+    with tempfile.TemporaryDirectory(prefix="diarize-pipe-") as tmp:
+        run_pipe(audio.command, Path(tmp) / "audio.wav", "piped entry")
+        return audio_info(Path(tmp) / "audio.wav").duration
 
 
 def _read_reco2dur(path: Path, wavs: dict) -> dict[str, float]:
