@@ -14,7 +14,7 @@ import sys
 import diarize
 from diarize.utils import DiarizeError
 
-COMMANDS = ["run", "evaluate", "score", "simulate", "train", "average"]
+COMMANDS = ["run", "evaluate", "score", "simulate", "train", "average", "prepare", "stats"]
 
 
 def build_parser() -> argparse.ArgumentParser:

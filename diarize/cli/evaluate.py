@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 from diarize.cli import add_inference_options, collar
+from diarize.cli.data_options import add_data_options
+from diarize.cli.score import CONDITION_NAMES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,16 +23,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "evaluate",
         help="diarize a data set and score it (DER)",
         description="Diarize every recording of a diarization set (Kaldi wav.scp + rttm "
-        "[+ uem], or a folder of audio + RTTM) with a checkpoint, write the hypotheses and "
-        "score them as md-eval-22.pl does.",
+        "[+ uem], a folder of audio + RTTM, lhotse manifests or a pyannote.database "
+        "protocol) with a checkpoint, write the hypotheses and score them as md-eval-22.pl "
+        "does (DER, and JER as dscore does), under --collar/--skip-overlap or a benchmark's "
+        "standard --condition.",
     )
-    p.add_argument("data", metavar="DATA", help="diarization set directory")
+    add_data_options(p)
     p.add_argument("--model", required=True, metavar="CKPT", help="checkpoint to evaluate")
     p.add_argument(
         "--collar",
         type=collar,
-        default=0.25,
+        default=None,
         help="seconds not scored on each side of a boundary (default 0.25)",
+    )
+    p.add_argument(
+        "--condition",
+        metavar="NAME",
+        help=f"a benchmark's standard scoring condition ({CONDITION_NAMES}): sets the "
+        "collar and the overlap handling, recorded in der.json; without a UEM each "
+        "recording is scored over its reference extent, as md-eval",
     )
     p.add_argument("--skip-overlap", action="store_true", help="do not score overlapped speech")
     p.add_argument("--uem", help="UEM file (default: the set's own uem, else each whole recording)")
@@ -54,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
 
     from diarize import Diarizer
     from diarize.cli import device_of, inference_overrides
-    from diarize.data.kaldi import load_diarization_set
+    from diarize.cli.data_options import data_name, load_data
+    from diarize.cli.score import check_condition_options
+    from diarize.data.kaldi import recording_audio
     from diarize.inference import SpeakerCount
     from diarize.rttm import read_uem, write_rttm
     from diarize.utils import DiarizeError
@@ -63,16 +76,18 @@ def run(args: argparse.Namespace) -> int:
     if args.oracle_num_speakers and any(n is not None for n in counts):
         raise DiarizeError("--oracle-num-speakers excludes --num/min/max-speakers")
     SpeakerCount(*counts)  # before any work
-    data = load_diarization_set(args.data)
+    check_condition_options(args)
+    data = load_data(args)
     uems = read_uem(args.uem) if args.uem else set_uems(data)
     diarizer = Diarizer.from_pretrained(args.model, device_of(args), **inference_overrides(args))
-    out = Path(args.output or f"eval_{Path(args.data).resolve().name}")
+    out = Path(args.output or f"eval_{data_name(args)}")
     hypotheses, failures = {}, []
     for rec in tqdm(data, desc="recordings", unit="rec", disable=None, file=sys.stderr):
         if args.oracle_num_speakers:  # the reference's speaker count, this recording only
             counts = (len(rec.annotation.labels()) or None, None, None)
         try:
-            result = diarizer(Path(rec.path), *counts, uri=rec.id)
+            with recording_audio(rec) as path:  # a piped entry's output, else its file
+                result = diarizer(path, *counts, uri=rec.id)
         except Exception as e:  # one bad recording must not stop the others
             failures.append(rec.id)
             tqdm.write(f"diarize evaluate: {rec.id}: {_one_line(e)}", file=sys.stderr)
@@ -86,13 +101,13 @@ def write_report(data, hypotheses: dict, uems, args, out: Path, failures: list[s
     """Score, write ``all.rttm`` and ``der.json``, print the table; 1 if any recording failed."""
     import json
 
+    from diarize.cli.score import score_with_options
     from diarize.rttm import write_rttm
-    from diarize.scoring import score
     from diarize.utils import atomic_write
 
     write_rttm(out / "all.rttm", list(hypotheses.values()))
     references = {rec.id: rec.annotation for rec in data}
-    report = score(references, hypotheses, uems, args.collar, args.skip_overlap)
+    report = score_with_options(args, references, hypotheses, uems)
     with atomic_write(out / "der.json") as f:
         json.dump(report.to_json(), f, indent=2)
     print(report.format_table())
