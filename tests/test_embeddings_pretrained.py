@@ -5,11 +5,15 @@ repository): ``DIARIZE_CAMPPLUS=/path/to/campplus_cn_en_common.pt``, or
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from scipy.signal import lfilter
 
@@ -21,6 +25,7 @@ CHECKPOINT = Path(
         Path(__file__).resolve().parents[1] / "data/pretrained/campplus_cn_en_common.pt",
     )
 )
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
 FORMANTS = {  # Hz, an adult male's F1-F3 (Peterson & Barney)
     "a": (730, 1090, 2440),
     "e": (530, 1840, 2480),
@@ -64,3 +69,29 @@ def test_campplus_zh_en_tells_voices_apart():
     different = cos[:2, 2:].max()  # same words, different voices
     assert same > 0.8
     assert same > different + 0.15
+
+
+def test_check_persons_flags_one_voice_under_two_names(tmp_path):
+    """tools/check_persons.py on a corpus of three "persons": two of them the same voice."""
+    voices = {"low": (110, 1.0), "high": (210, 1.18), "low_again": (110, 1.0)}
+    lines = {"wav.scp": [], "utt2spk": []}
+    for p, (person, (f0, tract)) in enumerate(voices.items()):
+        for u, words in enumerate(("aiueoaiu", "oeuiaoei")):
+            utt = f"{person}-{u}"
+            sf.write(tmp_path / f"{utt}.wav", utterance(f0, tract, words, 10 * p + u), 16000)
+            lines["wav.scp"].append(f"{utt} {tmp_path / utt}.wav")
+            lines["utt2spk"].append(f"{utt} {person}")
+    for name, rows in lines.items():
+        (tmp_path / name).write_text("\n".join(rows) + "\n")
+    out = subprocess.run(
+        [sys.executable, str(TOOLS / "check_persons.py"), str(tmp_path)]
+        + ["--embedding", str(CHECKPOINT), "--json", str(tmp_path / "report.json")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = {r["person"]: r for r in json.loads((tmp_path / "report.json").read_text())}
+    assert rows["low"]["flags"] == ["LIKE low_again"], out.stdout
+    assert rows["low_again"]["flags"] == ["LIKE low"]
+    assert rows["high"]["flags"] == [] and rows["high"]["segments"] == 2
+    assert "3 persons, 2 flagged" in out.stdout
