@@ -139,7 +139,7 @@ def compare(before: Path, after: Path, ref_dir: Path | None) -> int:
     """Print identity, RTF and (where they differ) DER per recording; 1 if any differs."""
     times = [json.loads((d / "timing.json").read_text()) for d in (before, after)]
     differ = 0
-    for stem in sorted(k for k in times[0] if k != "tree"):
+    for stem in sorted(k for k in times[0] if k != "tree" and k in times[1]):
         a, b = (d / f"{stem}.rttm" for d in (before, after))
         same = b.exists() and a.read_bytes() == b.read_bytes()
         rtf = [statistics.median(t[stem]["seconds"]) / t[stem]["audio_seconds"] for t in times]

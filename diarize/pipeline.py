@@ -28,6 +28,7 @@ from diarize.inference import (
     SpeakerCount,
     aggregate,
     analyse_windows,
+    feature_stream,
     frame_grid,
     link,
     open_audio,
@@ -108,8 +109,10 @@ class Diarizer:
             done[0] += len(outputs)
             hook("local", outputs, completed=done[0], total=total)
 
+        frame_features, lookahead = feature_stream(grid, self.speaker_encoder)
+        stream = stream_windows(source, grid, frame_features, lookahead)  # features once per frame
         windows = analyse_windows(
-            self.model, stream_windows(source, grid), grid, self.config, count.cap,
+            self.model, stream, grid, self.config, count.cap,
             self.speaker_encoder, self.device, on_batch,
         )  # fmt: skip
         assignment = link(windows, self.config, count)

@@ -431,13 +431,40 @@ def test_one_voice_stays_one_speaker(tmp_path):
     assert same_up_to_relabel(truth.astype(bool), result.probs > 0.5) > 0.97
 
 
+def test_voice_features_are_made_once_per_frame_as_on_the_whole_recording(tmp_path):
+    from diarize.features.voice import voice_frames
+    from diarize.inference import feature_stream, open_audio, stream_windows
+
+    frames = 450  # 45 s: windows of 20 s every 10 s start at 0, 100, 200, 250
+    wave = voices_wave(turns(frames, 2, seed=8), [120.0, 210.0])
+    path = tmp_path / "two.wav"
+    sf.write(path, np.concatenate([wave, wave[:700]]), SR, subtype="FLOAT")  # + part of a frame
+    grid = FrameGrid(0.1, SR, SPF, frames, 200, 100)
+    compute, lookahead = feature_stream(grid)
+    computed = []
+
+    def counting(chunk):
+        computed.append(len(chunk) // SPF)
+        return compute(chunk)
+
+    windows = list(stream_windows(open_audio(path, SR), grid, counting, lookahead))
+    assert [w.start for w in windows] == [0, 100, 200, 250] and lookahead == SPF
+    # New frames 0-200, 200-300, 300-400, 400-450, each with one frame of lookahead but the
+    # last (the recording ends there): every frame computed once.
+    assert computed == [201, 101, 101, 50]
+    whole = voice_frames(wave, SPF)  # (frames, N_MELS + 1) of the recording in one piece
+    for w in windows:
+        assert len(w.wave) == 200 * SPF and w.features[0].shape == (200, N_MELS + 1)
+        np.testing.assert_allclose(w.features[0], whole[w.start : w.start + 200], atol=1e-4)
+
+
 def test_frames_of_no_whole_10_ms_link_by_attractors(rng):
     truth = turns(300, 2, seed=6)
     model = StandIn(truth, rng.standard_normal((2, DIM)))
     wave = position_wave(300)
     grid = FrameGrid(1000 / SR, SR, 1000, 320, 320, 320)  # 62.5 ms frames
     outs = inference.analyse_windows(
-        model, [(0, wave[: 200 * SPF])], grid, InferConfig(batch_size=1)
+        model, [inference.Window(0, wave[: 200 * SPF])], grid, InferConfig(batch_size=1)
     )
     assert outs[0].voice is None and outs[0].voice_frames is None  # 62.5 ms: no voice
     assignment = link(outs)  # falls back to the attractors

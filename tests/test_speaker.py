@@ -182,7 +182,11 @@ def test_windows_get_embeddings_of_the_speakers_heard_alone():
 
     grid = FrameGrid(0.1, SR, 1600, 80, 80, 80)
     (out,) = inference.analyse_windows(
-        TwoTurns(), [(0, wave)], grid, InferConfig(batch_size=1), speaker_encoder=encoder
+        TwoTurns(),
+        [inference.Window(0, wave)],
+        grid,
+        InferConfig(batch_size=1),
+        speaker_encoder=encoder,
     )
     assert out.embeddings.shape == (2, 4)
     np.testing.assert_allclose(np.linalg.norm(out.embeddings, axis=1), 1.0, rtol=1e-5)

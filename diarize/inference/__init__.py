@@ -31,10 +31,11 @@ from diarize.inference.aggregation import (
     talk_time,
 )
 from diarize.inference.linking import SpeakerCount, constrained_ahc, link, voice_similarity
-from diarize.inference.local import WindowOutput, analyse_windows, split_voices
+from diarize.inference.local import WindowOutput, analyse_windows, feature_stream, split_voices
 from diarize.inference.windows import (
     AudioSource,
     FrameGrid,
+    Window,
     frame_grid,
     open_audio,
     slide,
@@ -44,8 +45,8 @@ from diarize.inference.windows import (
 )
 
 __all__ = [
-    "AudioSource", "FrameGrid", "Result", "SpeakerCount", "WindowOutput", "aggregate",
-    "analyse_windows", "constrained_ahc", "exclusive", "frame_grid", "link", "open_audio",
+    "AudioSource", "FrameGrid", "Result", "SpeakerCount", "Window", "WindowOutput", "aggregate",
+    "analyse_windows", "feature_stream", "constrained_ahc", "exclusive", "frame_grid", "link", "open_audio",
     "postprocess", "slide", "split_voices", "stitch", "stream_windows", "talk_time",
     "voice_similarity", "window_frames", "window_starts",
 ]  # fmt: skip

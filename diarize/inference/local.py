@@ -17,8 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from diarize.config import InferConfig, LinkConfig
-from diarize.features.voice import speaker_frames, turn_groups, voice_frames, voice_profiles
-from diarize.inference.windows import FrameGrid
+from diarize.features.voice import (
+    PITCH_WIN,
+    speaker_frames,
+    turn_groups,
+    voice_frames,
+    voice_profiles,
+)
+from diarize.inference.windows import FrameGrid, Window
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,7 @@ def activity(probs: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarra
 
 def analyse_windows(
     model,
-    windows: Iterable[tuple[int, np.ndarray]],
+    windows: Iterable[Window],
     grid: FrameGrid,
     config: InferConfig,
     max_speakers: int | None = None,
@@ -69,31 +75,27 @@ def analyse_windows(
     device: str = "cpu",
     on_batch: Callable[[list[WindowOutput]], None] | None = None,
 ) -> list[WindowOutput]:
-    """Run ``(start frame, wave (samples,))`` windows through ``model.infer`` in batches of
-    ``config.batch_size`` (at most ``max_speakers`` local speakers each), then analyse each
-    window's local speakers (:func:`local_speakers`). ``on_batch(outputs)`` after each batch."""
+    """Run windows through ``model.infer`` in batches of ``config.batch_size`` (at most
+    ``max_speakers`` local speakers each), then analyse each window's local speakers
+    (:func:`local_speakers`). ``on_batch(outputs)`` after each batch."""
     outputs: list[WindowOutput] = []
-    batch: list[tuple[int, np.ndarray]] = []
-    for item in windows:
-        batch.append(item)
+    batch: list[Window] = []
+
+    def flush() -> None:
+        nets = forward(model, [w.wave for w in batch], max_speakers, device)
+        out = [local_speakers(w, *net, grid, config, speaker_encoder) for w, net in zip(batch, nets, strict=True)]  # fmt: skip
+        outputs.extend(out)
+        batch.clear()
+        if on_batch:
+            on_batch(out)
+
+    for window in windows:
+        batch.append(window)
         if len(batch) == config.batch_size:
-            outputs += _analyse_batch(model, batch, grid, config, max_speakers, speaker_encoder, device, on_batch)  # fmt: skip
-            batch = []
+            flush()
     if batch:
-        outputs += _analyse_batch(model, batch, grid, config, max_speakers, speaker_encoder, device, on_batch)  # fmt: skip
+        flush()
     return outputs
-
-
-def _analyse_batch(model, batch, grid, config, max_speakers, encoder, device, on_batch):
-    out = [
-        local_speakers(start, wave, probs, attractors, grid, config, encoder)
-        for (start, wave), (probs, attractors) in zip(
-            batch, forward(model, [w for _, w in batch], max_speakers, device), strict=True
-        )
-    ]
-    if on_batch:
-        on_batch(out)
-    return out
 
 
 def forward(
@@ -116,9 +118,38 @@ def forward(
     return [(p.float().cpu().numpy(), a.float().cpu().numpy()) for p, a in out]
 
 
+def has_voice(grid: FrameGrid) -> bool:
+    """Whether the model's frames are a whole number of the voice features' 10 ms frames
+    (else local speakers are linked by their attractors alone)."""
+    try:
+        voice_frames(np.zeros(0, dtype=np.float32), grid.samples_per_frame, grid.sample_rate)
+    except ValueError:
+        return False
+    return True
+
+
+def feature_stream(grid: FrameGrid, speaker_encoder=None):
+    """``(frame_features, lookahead)`` for :func:`~diarize.inference.windows.stream_windows`:
+    per model frame the voice features ``(frames, N_MELS + 1)`` and, with a speaker encoder,
+    its input ``(frames, 10 ms frames per frame, SPEAKER_MELS + 2)``; the lookahead covers
+    the longest analysis window past a frame's end. None when the frames have no voice."""
+    if not has_voice(grid):
+        return None, 0
+    spf, rate = grid.samples_per_frame, grid.sample_rate
+
+    def frame_features(wave: np.ndarray) -> tuple[np.ndarray, ...]:
+        voice = voice_frames(wave, spf, rate)  # (frames, N_MELS + 1)
+        if speaker_encoder is None:
+            return (voice,)
+        speaker = speaker_frames(wave[: len(voice) * spf], rate)  # (frames x sub, dims)
+        return voice, speaker.reshape(len(voice), -1, speaker.shape[1])
+
+    lookahead = -(-round(PITCH_WIN * rate / 16000) // spf) * spf  # whole frames
+    return frame_features, lookahead
+
+
 def local_speakers(
-    start: int,
-    wave: np.ndarray,
+    window: Window,
     probs: np.ndarray,
     attractors: np.ndarray,
     grid: FrameGrid,
@@ -127,43 +158,49 @@ def local_speakers(
 ) -> WindowOutput:
     """One window's output: posteriors cut to its whole frames and zeroed on digital
     silence, local speakers split by voice (``config.split_voices``), masks, voice profiles
-    and embeddings. Frames of no whole number of 10 ms get no voice (linked by attractors)."""
-    spf = grid.samples_per_frame
+    and embeddings. Features come with the window (:func:`feature_stream`), or are computed
+    from its wave when it has none."""
+    spf, wave = grid.samples_per_frame, window.wave
     frames = min(len(probs), len(wave) // spf)
     probs = probs[:frames].copy()
     peak = np.abs(wave[: frames * spf]).reshape(frames, spf).max(axis=1)  # (frames,)
     probs[peak < config.silence_peak] = 0.0
-    try:
-        features = voice_frames(wave, spf, grid.sample_rate)[:frames]  # (frames, N_MELS + 1)
-    except ValueError:  # frames not a whole number of 10 ms: link by attractors
-        return WindowOutput(start, probs, attractors, threshold=config.threshold)
+    features = window.features
+    if features is None and has_voice(grid):
+        features = feature_stream(grid, speaker_encoder)[0](wave)
+    if not features:  # frames not a whole number of 10 ms: link by attractors
+        return WindowOutput(window.start, probs, attractors, threshold=config.threshold)
+    voice = features[0][:frames]  # (frames, N_MELS + 1)
     source = np.arange(probs.shape[1])
     if config.split_voices:
-        probs, source = split_voices(probs, features, config.threshold, config.link)
+        probs, source = split_voices(probs, voice, config.threshold, config.link)
     active, alone = activity(probs, config.threshold)
-    voice, counts = voice_profiles(features, active)
+    profiles, counts = voice_profiles(voice, active)
     embeddings = None
     if speaker_encoder is not None:
-        embeddings = embed(speaker_encoder, wave, alone, counts >= config.link.min_voice_frames, grid)  # fmt: skip
-    return WindowOutput(
-        start, probs, attractors[source], voice, counts, embeddings, config.threshold, active, alone
-    )
+        heard = counts >= config.link.min_voice_frames
+        embeddings = embed(speaker_encoder, features[1][:frames], alone, heard)
+    return WindowOutput(window.start, probs, attractors[source], profiles, counts, embeddings,
+                        config.threshold, active, alone)  # fmt: skip
 
 
-def embed(encoder, wave: np.ndarray, alone: np.ndarray, heard: np.ndarray, grid: FrameGrid):
+def embed(encoder, frames: np.ndarray, alone: np.ndarray, heard: np.ndarray) -> np.ndarray:
     """(local speakers, embedding) of the ``heard (local speakers,)`` speakers over the
-    frames of ``alone (frames, local speakers)`` where each speaks alone in ``wave``; zeros
-    for the others."""
+    frames of ``alone (frames, local speakers)`` where each speaks alone; ``frames (frames,
+    sub, SPEAKER_MELS + 2)``: the encoder's input, ``sub`` 10 ms frames per model frame.
+    Zeros for the speakers not heard."""
     import torch
 
-    frames = speaker_frames(wave[: len(alone) * grid.samples_per_frame], grid.sample_rate)
-    sub = len(frames) // max(len(alone), 1)  # 10 ms frames per model frame (a whole number)
     device = next(encoder.parameters()).device
     out = np.zeros((alone.shape[1], encoder.config.embedding), dtype=np.float32)
     for k in np.flatnonzero(heard):
-        rows = (np.flatnonzero(alone[:, k])[:, None] * sub + np.arange(sub)).ravel()
-        x = torch.from_numpy(frames[rows]).to(device)  # (frames alone x sub, features)
-        out[k] = encoder.embed(x).float().cpu().numpy()
+        x = frames[alone[:, k]].reshape(-1, frames.shape[2])  # (frames alone x sub, dims)
+        out[k] = (
+            encoder.embed(torch.from_numpy(np.ascontiguousarray(x)).to(device))
+            .float()
+            .cpu()
+            .numpy()
+        )
     return out
 
 

@@ -126,27 +126,88 @@ def window_starts(num_frames: int, window: int, hop: int) -> list[int]:
     return starts + [last]
 
 
-def stream_windows(source: AudioSource, grid: FrameGrid) -> Iterator[tuple[int, np.ndarray]]:
-    """``(start frame, wave (samples,))`` of each window of ``grid``, in time order, read
-    from ``source`` in hop-sized blocks."""
-    spf, starts = grid.samples_per_frame, grid.starts
-    blocks = source.blocks(grid.hop * spf / grid.sample_rate)
-    waves = slide(blocks, [s * spf for s in starts], grid.window * spf)
-    return zip(starts, waves, strict=True)
+@dataclass(frozen=True)
+class Window:
+    """One window's audio and the per-frame features of its frames."""
+
+    start: int  # first frame of the window in the recording
+    wave: np.ndarray  # (samples,)
+    # per-frame arrays (frames, ...) from stream_windows' frame_features, or None
+    features: tuple | None = None
+
+
+def stream_windows(
+    source: AudioSource,
+    grid: FrameGrid,
+    frame_features: Callable[[np.ndarray], tuple] | None = None,
+    lookahead: int = 0,
+) -> Iterator[Window]:
+    """The windows of ``grid`` in time order, read from ``source`` in hop-sized blocks.
+    ``frame_features(wave)``: per-frame arrays ``(len(wave) // samples_per_frame, ...)``;
+    each frame's are computed once, on the recording's audio with ``lookahead`` samples (a
+    whole number of frames) after it, as if on the whole recording cut at its last frame,
+    and sliced for every window that holds the frame."""
+    spf = grid.samples_per_frame
+    audio = _Samples(source.blocks(grid.hop * spf / grid.sample_rate))
+    store = _FrameStore(frame_features, spf, grid.num_frames * spf, lookahead)
+    for start in grid.starts:
+        audio.drop((min(start, store.stop) if frame_features else start) * spf)
+        wave = audio.read(start * spf, (start + grid.window) * spf).copy()
+        stop = start + len(wave) // spf
+        features = store.frames(audio, start, stop) if frame_features else None
+        yield Window(start, wave, features)
+
+
+class _Samples:
+    """The samples ``[offset, offset + len(data))`` of a stream of blocks, read on demand."""
+
+    def __init__(self, blocks: Iterable[np.ndarray]):
+        self.blocks, self.data, self.offset = iter(blocks), np.zeros(0, dtype=np.float32), 0
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples ``[start, stop)`` (fewer at the end of the audio); ``start >= offset``."""
+        while self.offset + len(self.data) < stop:
+            block = next(self.blocks, None)
+            if block is None:
+                break
+            self.data = np.concatenate([self.data, block])
+        return self.data[max(0, start - self.offset) : max(0, stop - self.offset)]
+
+    def drop(self, before: int) -> None:
+        """Forget the samples before ``before``."""
+        n = min(max(0, before - self.offset), len(self.data))
+        self.data, self.offset = self.data[n:], self.offset + n
+
+
+class _FrameStore:
+    """Per-frame feature arrays of frames ``[offset, stop)``, extended window by window."""
+
+    def __init__(self, compute, spf: int, end: int, lookahead: int):
+        self.compute, self.spf, self.end, self.lookahead = compute, spf, end, lookahead
+        self.arrays: tuple | None = None
+        self.offset = self.stop = 0
+
+    def frames(self, audio: _Samples, start: int, stop: int) -> tuple:
+        """The arrays of frames ``[start, stop)``, computing those not computed yet."""
+        if start > self.stop:  # a gap (never between overlapping windows): start afresh
+            self.arrays, self.offset, self.stop = None, start, start
+        if stop > self.stop:
+            last = min(stop * self.spf + self.lookahead, self.end)
+            new = [
+                a[: stop - self.stop] for a in self.compute(audio.read(self.stop * self.spf, last))
+            ]
+            old = self.arrays or [a[:0] for a in new]
+            self.arrays = tuple(
+                np.concatenate([o[start - self.offset :], n]) for o, n in zip(old, new, strict=True)
+            )
+            self.offset, self.stop = start, stop
+        return tuple(a[start - self.offset : stop - self.offset] for a in self.arrays)
 
 
 def slide(blocks: Iterable[np.ndarray], starts: list[int], length: int) -> Iterator[np.ndarray]:
     """Cut windows ``[start, start + length)`` (samples; the end clipped to the audio) out of
     consecutive audio blocks, holding only the samples still needed. ``starts`` increase."""
-    blocks = iter(blocks)
-    buffer, offset = np.zeros(0, dtype=np.float32), 0  # buffer[0] is sample `offset`
+    samples = _Samples(blocks)
     for start in starts:
-        drop = min(max(0, start - offset), len(buffer))
-        buffer, offset = buffer[drop:], offset + drop
-        while offset + len(buffer) < start + length:
-            block = next(blocks, None)
-            if block is None:
-                break
-            buffer = np.concatenate([buffer, block])
-        skip = max(0, start - offset)  # only when starts jump past the audio
-        yield buffer[skip : start + length - offset].copy()
+        samples.drop(start)
+        yield samples.read(start, start + length).copy()
