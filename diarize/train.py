@@ -1,7 +1,12 @@
 """Training loop for EEND-EDA: simulated or real diarization sets, exact resume, DDP.
 
-Reads top to bottom: (1) set-up, (2) data, (3) model and optimiser, (4) resume,
-(5) epochs of PIT training, (6) validation loss and DER, (7) checkpoint.
+:func:`train` reads top to bottom: (1) processes and run directory, (2) model, then data,
+(3) state -- model, optimiser, schedule, scaler, epoch, step, history -- fresh or restored
+from the newest checkpoint (:class:`TrainState`), (4) epochs: :func:`train_epoch` (PIT
+training, gradient accumulation as an inner loop of micro-steps), then :func:`end_epoch`
+(validate, save, prune, history, plot). :func:`validate` decodes the dev chunks with the
+post-processing of ``diarize evaluate`` (threshold, median filter, minimum durations), so
+"dev DER" means one thing everywhere.
 Run it with ``diarize train --config configs/X.yaml`` or under ``torchrun`` for several
 processes (DistributedDataParallel; ``gloo`` on CPU, ``nccl`` on GPUs).
 """
@@ -16,7 +21,8 @@ import random
 import re
 import sys
 import time
-from dataclasses import replace
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +183,222 @@ def make_loader(
     )
 
 
+# ----------------------------------------------------------------------------- run directory
+def prepare_run(config: ExperimentConfig, resume: bool, is_main: bool) -> tuple[Path, list]:
+    """Create ``train.out_dir`` with its log and resolved ``config.yaml``; -> (the
+    directory, its epoch checkpoints). Checkpoints there need ``resume``."""
+    out_dir = Path(config.train.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    setup_logging(out_dir, is_main)
+    existing = epoch_checkpoints(out_dir)
+    if existing and not resume:
+        raise DiarizeError(
+            f"{out_dir} already holds checkpoints; pass --resume to continue or choose another train.out_dir"
+        )
+    if is_main:
+        with atomic_write(out_dir / "config.yaml") as f:
+            f.write(to_yaml(config))
+    return out_dir, existing
+
+
+def make_datasets(config: ExperimentConfig, model: torch.nn.Module):
+    """(train chunks, dev chunks or None), checked and logged."""
+    t = config.train
+    train_set = make_dataset(t.train_data, config, model)
+    dev_set = make_dataset(t.dev_data, config, model) if t.dev_data else None
+    if dev_set is not None and 0 < t.dev_max_chunks < len(dev_set):
+        dev_set = torch.utils.data.Subset(dev_set, range(t.dev_max_chunks))
+    if len(train_set) == 0:
+        raise DiarizeError(
+            f"{t.train_data}: no training chunk of at most {t.max_speakers} speakers"
+        )
+    log.info("train: %d chunks of %d frames (%.0f ms) from %s", len(train_set), t.chunk_frames,
+             model.frame_shift * 1000, t.train_data)  # fmt: skip
+    if dev_set is not None:
+        log.info("dev: %d chunks from %s", len(dev_set), t.dev_data)
+    return train_set, dev_set
+
+
+# ----------------------------------------------------------------------------- state
+@dataclass
+class TrainState:
+    """Everything an interrupted run needs to continue exactly."""
+
+    model: torch.nn.Module  # what is trained: the model, or its DistributedDataParallel wrapper
+    core: torch.nn.Module  # the model itself (what checkpoints hold)
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    epoch: int = 0  # epochs done
+    step: int = 0  # optimizer steps done
+    history: list[dict] = field(default_factory=list)  # one record per epoch
+
+    @classmethod
+    def fresh(cls, model: torch.nn.Module, config: ExperimentConfig, device) -> TrainState:
+        """Adam(W) with its schedule (a pretrained frontend may get its own learning rate),
+        a gradient scaler for AMP on CUDA, nothing done yet."""
+        optimizer = make_optimizer(model, config)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, [lr_lambda(config)] * len(optimizer.param_groups)
+        )
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp(config, device))
+        return cls(model, model, optimizer, scheduler, scaler)
+
+    def save(self, path: Path, config: ExperimentConfig) -> None:
+        save_checkpoint(
+            path, self.core, config, epoch=self.epoch, step=self.step,
+            optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+            scaler=self.scaler.state_dict(), rng=rng_state(), history=self.history,
+        )  # fmt: skip
+
+    def restore(self, path: Path) -> None:
+        """Weights, optimiser, schedule, scaler, RNGs and counters of checkpoint ``path``."""
+        ckpt = load_checkpoint(path)
+        self.core.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        set_rng_state(ckpt["rng"])
+        self.epoch, self.step, self.history = ckpt["epoch"], ckpt["step"], list(ckpt["history"])
+        log.info("resumed from %s (epoch %d, step %d)", path, self.epoch, self.step)
+
+
+def use_amp(config: ExperimentConfig, device) -> bool:
+    return config.train.amp and torch.device(device).type == "cuda"
+
+
+# ----------------------------------------------------------------------------- main loop
+def train(config: ExperimentConfig, init: str | None = None, resume: bool = False) -> Path:
+    """Train (or adapt, with ``init``) a model; returns the output directory."""
+    if not config.train.train_data:
+        raise DiarizeError("train.train_data is empty: give a diarization directory in the config")
+    # 1. processes, run directory (log, resolved config), seeds
+    rank, world, device = init_distributed()
+    out_dir, existing = prepare_run(config, resume, rank == 0)
+    set_seed(config.train.seed)
+    # 2. model (built first: the dataset needs its frame rate), optionally from a checkpoint
+    model = build_model(config).to(device)
+    if init:
+        _load_init(model, init, config)
+    train_set, dev_set = make_datasets(config, model)
+    # 3. state, restored from the newest epoch checkpoint on --resume
+    state = TrainState.fresh(model, config, device)
+    if resume and existing:
+        state.restore(existing[-1][1])
+    if world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        state.model = DistributedDataParallel(model, device_ids=ids)
+    # 4. epochs: train, then validate, save, prune, log the history, plot
+    for _ in range(state.epoch, config.train.epochs):
+        record = train_epoch(state, train_set, config, device, rank, world)
+        end_epoch(state, record, dev_set, config, out_dir, device, rank == 0)
+        if world > 1:
+            dist.barrier()
+    if rank == 0:
+        report_layer_weights(state.core)
+    if world > 1:
+        dist.destroy_process_group()
+    return out_dir
+
+
+def train_epoch(
+    state: TrainState, dataset, config: ExperimentConfig, device, rank: int, world: int
+) -> dict:
+    """One pass over this process's share of the epoch's chunks: per optimizer step, an
+    inner loop over ``train.grad_accum`` micro-batches. -> the epoch's record (so far)."""
+    t = config.train
+    state.model.train()
+    loader = make_loader(dataset, config, state.epoch, rank, world, shuffle=True)
+    sums, seen, t0 = {"loss": 0.0, "pit": 0.0, "attractor": 0.0}, 0, time.time()
+    bar = tqdm(
+        loader,
+        desc=f"epoch {state.epoch + 1}/{t.epochs}",
+        disable=rank != 0,
+        leave=False,
+        dynamic_ncols=True,
+        mininterval=0.1 if sys.stderr.isatty() else 30.0,  # sparse in log files
+    )
+    state.optimizer.zero_grad(set_to_none=True)
+    for micro_batches in groups(bar, t.grad_accum):
+        for batch in micro_batches:  # gradients add up over the micro-batches
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp(config, device)):
+                loss, parts = compute_loss(state.model, batch, config, device)
+            state.scaler.scale(loss / t.grad_accum).backward()
+            seen += accumulate(sums, loss, parts, len(batch["lengths"]))
+            bar.set_postfix(loss=f"{sums['loss'] / seen:.4f}", lr=f"{last_lr(state):.2e}")
+        optimizer_step(state, t.grad_clip)
+        full = len(micro_batches) == t.grad_accum
+        if rank == 0 and full and t.log_interval and state.step % t.log_interval == 0:
+            log.info("epoch %d step %d loss %.4f lr %.3e", state.epoch + 1, state.step,
+                     sums["loss"] / seen, last_lr(state))  # fmt: skip
+    bar.close()
+    record = {"epoch": state.epoch + 1, "step": state.step, "seconds": round(time.time() - t0, 1)}
+    return record | {f"train_{k}": v / max(seen, 1) for k, v in sums.items()}
+
+
+def accumulate(sums: dict[str, float], loss: torch.Tensor, parts: dict, n: int) -> int:
+    """Add a batch's losses, weighted by its ``n`` chunks, to ``sums``; -> ``n``."""
+    sums["loss"] += loss.item() * n
+    sums["pit"] += parts["pit"] * n
+    sums["attractor"] += parts["attractor"] * n
+    return n
+
+
+def last_lr(state: TrainState) -> float:
+    return state.scheduler.get_last_lr()[-1]
+
+
+def groups(items: Iterable, size: int) -> Iterator[list]:
+    """Consecutive lists of ``size`` items (the last one shorter)."""
+    group: list = []
+    for item in items:
+        group.append(item)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+def optimizer_step(state: TrainState, grad_clip: float) -> None:
+    """Unscale, clip, step the optimiser, the scaler and the schedule; zero the gradients."""
+    state.scaler.unscale_(state.optimizer)
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(state.model.parameters(), grad_clip)
+    state.scaler.step(state.optimizer)
+    state.scaler.update()
+    state.scheduler.step()
+    state.optimizer.zero_grad(set_to_none=True)
+    state.step += 1
+
+
+def end_epoch(
+    state: TrainState,
+    record: dict,
+    dev_set,
+    config: ExperimentConfig,
+    out_dir: Path,
+    device,
+    is_main: bool,
+) -> None:
+    """Validate (main process), append the record, then save the epoch checkpoint, prune
+    old ones, write ``history.json`` and ``curve.png``."""
+    if is_main and dev_set is not None:
+        dev = validate(state.core, dev_set, config, device)
+        record.update({f"dev_{k}": v for k, v in dev.items()})
+    state.history.append(record)
+    state.epoch += 1
+    if not is_main:
+        return
+    rounded = {k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}
+    log.info("epoch %d: %s", state.epoch, json.dumps(rounded))
+    state.save(out_dir / f"checkpoint_epoch{state.epoch}.pt", config)
+    _prune(out_dir, config.train.keep_checkpoints)
+    with atomic_write(out_dir / "history.json") as f:
+        json.dump(state.history, f, indent=1)
+    plot_history(state.history, out_dir / "curve.png")
+
+
 # ----------------------------------------------------------------------------- steps
 def cached_frontend(
     model, batch: dict[str, torch.Tensor], device
@@ -194,15 +416,23 @@ def compute_loss(
 ) -> tuple[torch.Tensor, dict]:
     """PIT BCE + weighted attractor-existence loss of one batch."""
     wave, lengths = batch["wave"].to(device), batch["lengths"].to(device)
-    labels, nspk = batch["labels"].to(device), batch["num_speakers"].to(device)
+    nspk = batch["num_speakers"].to(device)
     with cached_frontend(model, batch, device):
         out = model(wave, lengths, nspk)
-    frames = out["logits"].shape[1]
-    labels = _fit_frames(labels, frames)  # (batch, frames, speakers)
-    pit, perms = pit_bce_loss(out["logits"].float(), labels, out["frame_lengths"], nspk)
-    exist = attractor_existence_loss(out["existence_logits"].float(), nspk)
+    return _losses(
+        out["logits"], out["existence_logits"], out["frame_lengths"], batch, config, device
+    )
+
+
+def _losses(logits, existence_logits, frame_lengths, batch, config, device):
+    """(loss, parts) from the model's outputs on ``batch``: logits (batch, frames, speakers),
+    existence_logits (batch, speakers + 1)."""
+    labels = _fit_frames(batch["labels"].to(device), logits.shape[1])  # (batch, frames, speakers)
+    nspk = batch["num_speakers"].to(device)
+    pit, perms = pit_bce_loss(logits.float(), labels, frame_lengths, nspk)
+    exist = attractor_existence_loss(existence_logits.float(), nspk)
     loss = pit + config.train.attractor_weight * exist
-    return loss, {"pit": pit.item(), "attractor": exist.item(), "out": out, "perms": perms}
+    return loss, {"pit": pit.item(), "attractor": exist.item(), "perms": perms}
 
 
 def _fit_frames(labels: torch.Tensor, frames: int) -> torch.Tensor:
@@ -212,204 +442,62 @@ def _fit_frames(labels: torch.Tensor, frames: int) -> torch.Tensor:
 
 
 @torch.no_grad()
+def dev_step(core, batch: dict[str, torch.Tensor], config: ExperimentConfig, device):
+    """One forward pass of a dev batch (eval mode) -> (loss, parts, posteriors per item
+    ``(frames_i, speakers_i)`` decoded as ``model.infer`` does: speakers counted by the
+    attractors' existence, at most ``model.max_speakers``). The EDA decodes attractors one
+    by one from the same state, so the first ones serve the loss and the decoding alike."""
+    from diarize.models.eend_eda import count_speakers
+
+    wave, lengths = batch["wave"].to(device), batch["lengths"].to(device)
+    speakers, cap = int(batch["num_speakers"].max()), config.model.max_speakers
+    with cached_frontend(core, batch, device):
+        emb, frame_lengths = core.encode(wave, lengths)  # (batch, frames, d_model)
+    attractors, existence = core.eda(emb, frame_lengths, max(speakers, cap) + 1, shuffle=False)
+    logits = emb @ attractors[:, :speakers].transpose(1, 2)  # (batch, frames, speakers)
+    scored = existence[:, : speakers + 1]  # the loss scores one attractor past the speakers
+    loss, parts = _losses(logits, scored, frame_lengths, batch, config, device)
+    counts = count_speakers(existence[:, : cap + 1], None, cap, config.model.attractor_threshold)
+    probs = [
+        torch.sigmoid(emb[i, : frame_lengths[i]] @ attractors[i, :n].T)  # (frames_i, speakers_i)
+        for i, n in enumerate(counts.tolist())
+    ]
+    return loss, parts, probs
+
+
+@torch.no_grad()
 def validate(model, dataset, config: ExperimentConfig, device) -> dict[str, float]:
-    """Validation loss, and DER (collar 0.25 per side, md-eval semantics) of the dev
-    chunks decoded with the inference path (speaker count estimated by the EDA)."""
+    """Validation loss, and DER (collar 0.25 per side, md-eval semantics) of the dev chunks
+    decoded as ``diarize evaluate`` decodes a window: speaker count from the attractors,
+    then :func:`diarize.inference.postprocess` (threshold, median filter, minimum durations
+    of ``config.infer``)."""
     from pyannote.core import Segment, Timeline
 
     from diarize.data.labels import labels_to_annotation
+    from diarize.inference import postprocess
     from diarize.scoring import score
 
     core = model.module if isinstance(model, DistributedDataParallel) else model
     core.eval()
     totals, count = {"loss": 0.0, "pit": 0.0, "attractor": 0.0}, 0
     refs, hyps, uems = {}, {}, {}
-    loader = make_loader(dataset, config, 0, 0, 1, shuffle=False)
-    for batch in loader:
-        loss, parts = compute_loss(core, batch, config, device)
-        n = len(batch["lengths"])
-        totals["loss"] += loss.item() * n
-        totals["pit"] += parts["pit"] * n
-        totals["attractor"] += parts["attractor"] * n
-        count += n
-        with cached_frontend(core, batch, device):
-            results = core.infer(batch["wave"].to(device), batch["lengths"].to(device))
-        for i, (probs, _) in enumerate(results):
+    for batch in make_loader(dataset, config, 0, 0, 1, shuffle=False):
+        loss, parts, probs = dev_step(core, batch, config, device)
+        count += accumulate(totals, loss, parts, len(batch["lengths"]))
+        for i, p in enumerate(probs):
             uri = f"chunk{len(refs):06d}"
             nf, ns = int(batch["frame_lengths"][i]), int(batch["num_speakers"][i])
             ref = batch["labels"][i, :nf, :ns].numpy() > 0.5
-            hyp = probs[:nf].cpu().numpy() > config.infer.threshold
+            hyp = postprocess(p[:nf].float().cpu().numpy(), config.infer, core.frame_shift)
             names = [f"s{k}" for k in range(max(ref.shape[1], hyp.shape[1]))]
             refs[uri] = labels_to_annotation(ref, core.frame_shift, uri, names[: ref.shape[1]])
             hyps[uri] = labels_to_annotation(hyp, core.frame_shift, uri, names[: hyp.shape[1]])
             uems[uri] = Timeline([Segment(0.0, nf * core.frame_shift)], uri=uri)
-    metrics = {k: v / max(count, 1) for k, v in totals.items()}
     report = score(refs, hyps, uems, collar=0.25, skip_overlap=False)
-    metrics["der"] = report.total.der
-    metrics["speaker_count_accuracy"] = report.speaker_count_accuracy
     core.train()
-    return metrics
-
-
-# ----------------------------------------------------------------------------- main loop
-def train(config: ExperimentConfig, init: str | None = None, resume: bool = False) -> Path:
-    """Train (or adapt, with ``init``) a model; returns the output directory."""
-    t = config.train
-    if not t.train_data:
-        raise DiarizeError("train.train_data is empty: give a diarization directory in the config")
-    # 1. set-up: processes, output directory, log, seeds
-    rank, world, device = init_distributed()
-    is_main = rank == 0
-    out_dir = Path(t.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    setup_logging(out_dir, is_main)
-    existing = epoch_checkpoints(out_dir)
-    if existing and not resume:
-        raise DiarizeError(
-            f"{out_dir} already holds checkpoints; pass --resume to continue or choose another train.out_dir"
-        )
-    if is_main:
-        with atomic_write(out_dir / "config.yaml") as f:
-            f.write(to_yaml(config))
-    set_seed(t.seed)
-
-    # 2. model (built first: the dataset needs its frame rate), optionally from a checkpoint
-    model = build_model(config).to(device)
-    if init:
-        _load_init(model, init, config)
-    # 3. data
-    train_set = make_dataset(t.train_data, config, model)
-    dev_set = make_dataset(t.dev_data, config, model) if t.dev_data else None
-    if dev_set is not None and 0 < t.dev_max_chunks < len(dev_set):
-        dev_set = torch.utils.data.Subset(dev_set, range(t.dev_max_chunks))
-    if len(train_set) == 0:
-        raise DiarizeError(
-            f"{t.train_data}: no training chunk of at most {t.max_speakers} speakers"
-        )
-    log.info(
-        "train: %d chunks of %d frames (%.0f ms) from %s",
-        len(train_set),
-        t.chunk_frames,
-        model.frame_shift * 1000,
-        t.train_data,
-    )
-    if dev_set is not None:
-        log.info("dev: %d chunks from %s", len(dev_set), t.dev_data)
-
-    # 4. optimiser and schedule; a pretrained frontend may get its own learning rate
-    optimizer = make_optimizer(model, config)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, [lr_lambda(config)] * len(optimizer.param_groups)
-    )
-    use_amp = t.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    start_epoch, step, history = 0, 0, []
-
-    # 5. resume from the newest epoch checkpoint: weights, optimiser, schedule, RNGs
-    if resume and existing:
-        ckpt = load_checkpoint(existing[-1][1])
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
-        set_rng_state(ckpt["rng"])
-        start_epoch, step, history = ckpt["epoch"], ckpt["step"], list(ckpt["history"])
-        log.info("resumed from %s (epoch %d, step %d)", existing[-1][1], start_epoch, step)
-    if world > 1:
-        model = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    core = model.module if world > 1 else model
-
-    # 6. epochs
-    for epoch in range(start_epoch, t.epochs):
-        model.train()
-        loader = make_loader(train_set, config, epoch, rank, world, shuffle=True)
-        sums, seen, t0 = {"loss": 0.0, "pit": 0.0, "attractor": 0.0}, 0, time.time()
-        bar = tqdm(
-            loader,
-            desc=f"epoch {epoch + 1}/{t.epochs}",
-            disable=not is_main,
-            leave=False,
-            dynamic_ncols=True,
-            mininterval=0.1 if sys.stderr.isatty() else 30.0,  # sparse in log files
-        )
-        optimizer.zero_grad(set_to_none=True)
-        for i, batch in enumerate(bar):
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                loss, parts = compute_loss(model, batch, config, device)
-            scaler.scale(loss / t.grad_accum).backward()
-            last = i + 1 == len(loader)
-            if (i + 1) % t.grad_accum == 0 or last:
-                scaler.unscale_(optimizer)
-                if t.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-            n = len(batch["lengths"])
-            sums["loss"] += loss.item() * n
-            sums["pit"] += parts["pit"] * n
-            sums["attractor"] += parts["attractor"] * n
-            seen += n
-            bar.set_postfix(
-                loss=f"{sums['loss'] / seen:.4f}", lr=f"{scheduler.get_last_lr()[-1]:.2e}"
-            )
-            if (
-                is_main
-                and t.log_interval
-                and step % t.log_interval == 0
-                and ((i + 1) % t.grad_accum == 0)
-            ):
-                log.info(
-                    "epoch %d step %d loss %.4f lr %.3e",
-                    epoch + 1,
-                    step,
-                    sums["loss"] / seen,
-                    scheduler.get_last_lr()[-1],
-                )
-        bar.close()
-        record = {"epoch": epoch + 1, "step": step, "seconds": round(time.time() - t0, 1)}
-        record.update({f"train_{k}": v / max(seen, 1) for k, v in sums.items()})
-        # 7. validation (main process only) and the epoch checkpoint
-        if is_main and dev_set is not None:
-            record.update(
-                {f"dev_{k}": v for k, v in validate(core, dev_set, config, device).items()}
-            )
-        history.append(record)
-        if is_main:
-            log.info(
-                "epoch %d: %s",
-                epoch + 1,
-                json.dumps(
-                    {k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}
-                ),
-            )
-            save_checkpoint(
-                out_dir / f"checkpoint_epoch{epoch + 1}.pt",
-                core,
-                config,
-                epoch=epoch + 1,
-                step=step,
-                optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict(),
-                scaler=scaler.state_dict(),
-                rng=rng_state(),
-                history=history,
-            )
-            _prune(out_dir, t.keep_checkpoints)
-            with atomic_write(out_dir / "history.json") as f:
-                json.dump(history, f, indent=1)
-        if world > 1:
-            dist.barrier()
-    if is_main:
-        report_layer_weights(core)
-        plot_history(history, out_dir / "curve.png")
-    if world > 1:
-        dist.destroy_process_group()
-    return out_dir
+    return {k: v / max(count, 1) for k, v in totals.items()} | {
+        "der": report.total.der, "speaker_count_accuracy": report.speaker_count_accuracy,
+    }  # fmt: skip
 
 
 def make_optimizer(model: torch.nn.Module, config: ExperimentConfig) -> torch.optim.Optimizer:
@@ -483,13 +571,8 @@ def plot_history(history: list[dict], path: Path) -> None:
         ax[1].plot(epochs, [h["dev_der"] for h in history], marker="o")
     ax[0].set(xlabel="epoch", ylabel="loss (PIT BCE + attractor)", title="loss")
     ax[0].legend()
-    ax[1].set(xlabel="epoch", ylabel="DER % (collar 0.25)", title="dev DER (chunks)")
+    ax[1].set(xlabel="epoch", ylabel="DER % (collar 0.25)", title="dev DER (chunks, as evaluate)")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
-
-
-def with_overrides(config: ExperimentConfig, **train_fields: Any) -> ExperimentConfig:
-    """``config`` with some ``train`` fields replaced (CLI options)."""
-    return replace(config, train=replace(config.train, **train_fields))

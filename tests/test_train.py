@@ -162,3 +162,31 @@ def test_cli_set_unknown_field_is_one_line(tmp_path):
         text=True,
     )
     assert proc.returncode == 1 and "unknown key(s) layerz" in proc.stderr
+
+
+def test_one_dev_forward_gives_the_loss_and_the_decoding_of_two(tmp_path, data):
+    from diarize.checkpoint import build_model
+    from diarize.data.dataset import collate
+    from diarize.train import compute_loss, dev_step, make_dataset
+
+    config = tiny_config(tmp_path, data)
+    torch.manual_seed(0)
+    model = build_model(config).eval()
+    dataset = make_dataset(str(data), config, model)
+    batch = collate([dataset[i] for i in range(3)])
+    loss, parts, probs = dev_step(model, batch, config, "cpu")
+    with torch.no_grad():
+        expected_loss, expected_parts = compute_loss(model, batch, config, "cpu")
+    decoded = model.infer(batch["wave"], batch["lengths"])
+    torch.testing.assert_close(loss, expected_loss)
+    assert parts["pit"] == pytest.approx(expected_parts["pit"], rel=1e-6)
+    for p, (q, _) in zip(probs, decoded, strict=True):
+        torch.testing.assert_close(p, q)
+
+
+def test_gradient_accumulation_groups_micro_batches():
+    from diarize.train import groups
+
+    assert list(groups(range(7), 3)) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert list(groups(range(2), 1)) == [[0], [1]]
+    assert list(groups([], 4)) == []
