@@ -44,7 +44,7 @@ def test_figures_by_hand():
     assert s.turns.median == 1.5 and s.turns.mean == pytest.approx(9.5 / 6)
     assert (s.pauses.count, s.pauses.total, s.pauses.max) == (3, 4.0, 2.0)  # 1 (A), 2 (B), 1 (C)
     assert (s.silences.count, s.silences.total) == (3, 4.0)  # a: 2-3, 6-8; b: 2-3
-    assert "2 recordings, 0.00 h, 3 speakers (1-2 per recording)" in s.summary_line()
+    assert "2 recordings, 0.00 h, 1-2 speakers per recording (mean 1.5)" in s.summary_line()
     assert "overlap 18.8 % of speech" in s.summary_line()
 
 

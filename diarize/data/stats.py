@@ -82,7 +82,8 @@ class SetStats:
         """One line: recordings, hours, speakers, speech and overlap."""
         return (
             f"{self.recordings} recordings, {self.duration / 3600:.2f} h, "
-            f"{self.speaker_total} speakers ({_speaker_range(self.speakers)} per recording), "
+            f"{_speaker_range(self.speakers)} speakers per recording (mean "
+            f"{self.speaker_total / max(1, self.recordings):.1f}), "
             f"speech {100 * self.speech_fraction:.1f} %, overlap {100 * self.overlap_fraction:.1f} % of speech"
         )
 
