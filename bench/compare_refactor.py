@@ -43,22 +43,22 @@ def make_long(out: Path, source: Path = ROOT / "examples" / "meeting.flac") -> N
     """``out`` (wav) and ``out.with_suffix('.rttm')``: ``source`` at each of SPEEDS in turn."""
     import numpy as np
     import soundfile as sf
+    from pyannote.core import Annotation, Segment
 
-    from diarize.audio import load_audio, resample
-    from diarize.rttm import read_rttm
+    from diarize.audio import SAMPLE_RATE, load_audio, resample
+    from diarize.rttm import read_rttm, write_rttm
 
     (reference,) = read_rttm(source.with_suffix(".rttm")).values()
-    wave, pieces, lines, offset = load_audio(source), [], [], 0.0
+    wave, pieces, long, offset = load_audio(source), [], Annotation(uri=out.stem), 0.0
     for speed in SPEEDS:
-        pieces.append(resample(wave, round(16000 * speed), 16000) * (0.6 + 0.4 * speed))
-        for seg, _, label in reference.itertracks(yield_label=True):
-            start, length = offset + seg.start / speed, seg.duration / speed
-            lines.append(f"SPEAKER {out.stem} 1 {start:.3f} {length:.3f} <NA> <NA> "
-                         f"{label}_x{speed:g} <NA> <NA>\n")  # fmt: skip
-        offset += len(pieces[-1]) / 16000
+        pieces.append(resample(wave, round(SAMPLE_RATE * speed), SAMPLE_RATE) * (0.6 + 0.4 * speed))
+        for seg, track, label in reference.itertracks(yield_label=True):
+            turn = Segment(offset + seg.start / speed, offset + seg.end / speed)
+            long[turn, (speed, track)] = f"{label}_x{speed:g}"
+        offset += len(pieces[-1]) / SAMPLE_RATE
     out.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(out, np.concatenate(pieces).astype(np.float32), 16000, subtype="FLOAT")
-    out.with_suffix(".rttm").write_text("".join(lines))
+    sf.write(out, np.concatenate(pieces).astype(np.float32), SAMPLE_RATE, subtype="FLOAT")
+    write_rttm(out.with_suffix(".rttm"), long)
     print(f"{out}: {offset:.1f} s, {len(SPEEDS)} copies of {source.name}")
 
 
@@ -178,13 +178,15 @@ def main() -> int:
     p.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"))
     p.add_argument("--ref-dir", type=Path, help="reference RTTMs <stem>.rttm (with --compare)")
     p.add_argument("--make-long", type=Path, metavar="OUT_WAV")
+    p.add_argument("--source", type=Path, default=ROOT / "examples" / "meeting.flac",
+                   help="recording (with its .rttm beside it) that --make-long repeats")  # fmt: skip
     p.add_argument("--measure", help=argparse.SUPPRESS)  # subprocess mode
     p.add_argument("--rttm", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.measure:
         return measure(args.measure, args.rttm, args.model) or 0
     if args.make_long:
-        return make_long(args.make_long) or 0
+        return make_long(args.make_long, args.source) or 0
     if args.compare:
         return compare(*args.compare, args.ref_dir)
     if not (args.tree and args.out and args.audio):

@@ -16,7 +16,7 @@
    across the whole hour, next to the DER of the same content diarized as 12 separate
    5-minute files.
 
-    python bench/long_audio.py --model exp/x/model.pt --source data/corpus \
+    python bench/long_audio.py [--model exp/x/model.pt] --source data/corpus \
         --persons data/corpus/persons_dev [--work bench_work] [--seed N]
 
 Results are also written to ``<work>/results.json``.
@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from diarize.audio import SAMPLE_RATE
+
 SEGMENT = 300.0  # seconds per segment
 NUM_SEGMENTS = 12
 NUM_SPEAKERS = 6
@@ -147,7 +148,7 @@ def build(work: Path, source: str | None, seed: int, persons: str | None = None)
         speakers = sorted(rng.choice(sorted(voices), size=int(rng.integers(2, 5)), replace=False))
         wave, turns = build_segment(i, voices, speakers, rng, source is not None)
         write_audio(work / f"seg{i:02d}.wav", wave)
-        write_turns(work / f"seg{i:02d}.rttm", f"seg{i:02d}", turns, atomic_write)
+        write_turns(work / f"seg{i:02d}.rttm", f"seg{i:02d}", turns)
         all_turns.append(turns)
         print(f"segment {i:02d}: speakers {' '.join(speakers)}", file=sys.stderr)
     for name, count in LENGTHS.items():
@@ -158,15 +159,21 @@ def build(work: Path, source: str | None, seed: int, persons: str | None = None)
         shifted = [
             (a + i * SEGMENT, b + i * SEGMENT, s) for i in range(count) for a, b, s in all_turns[i]
         ]
-        write_turns(work / f"{name}.rttm", name, shifted, atomic_write)
+        write_turns(work / f"{name}.rttm", name, shifted)
     with atomic_write(work / "manifest.json") as f:
         json.dump(manifest, f)
 
 
-def write_turns(path: Path, uri: str, turns, atomic_write) -> None:
-    with atomic_write(path) as f:
-        for a, b, s in sorted(turns):
-            f.write(f"SPEAKER {uri} 1 {a:.3f} {b - a:.3f} <NA> <NA> {s} <NA> <NA>\n")
+def write_turns(path: Path, uri: str, turns) -> None:
+    """RTTM of ``[(start, end, speaker)]`` (diarize.rttm)."""
+    from pyannote.core import Annotation, Segment
+
+    from diarize.rttm import write_rttm
+
+    annotation = Annotation(uri=uri)
+    for track, (a, b, s) in enumerate(sorted(turns)):
+        annotation[Segment(a, b), track] = s
+    write_rttm(path, annotation)
 
 
 # 2. Measure (in a fresh subprocess) ----------------------------------------------------------
@@ -198,8 +205,9 @@ def measure(model_path: str, audio: str, out: str, device: str) -> None:
 
 def measure_in_subprocess(args, name: str) -> dict:
     work = Path(args.work)
-    cmd = [sys.executable, __file__, "--measure", str(work / f"{name}.wav"), "--model", args.model,
-           "--device", args.device, "--hyp", str(work / f"{name}.hyp.rttm")]  # fmt: skip
+    cmd = [sys.executable, __file__, "--measure", str(work / f"{name}.wav"), "--device",
+           args.device, "--hyp", str(work / f"{name}.hyp.rttm")]  # fmt: skip
+    cmd += ["--model", args.model] if args.model else []
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode:
         sys.exit(f"measuring {name} failed:\n{proc.stderr[-2000:]}")
@@ -240,7 +248,7 @@ def diarize_segments(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="checkpoint")
+    parser.add_argument("--model", help="checkpoint (default: the bundled model)")
     parser.add_argument(
         "--source", help="single-speaker corpus directory (default: synthetic voices)"
     )

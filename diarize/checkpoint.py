@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import os
 import platform
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 import diarize
-from diarize.config import ExperimentConfig, from_dict, to_dict
+from diarize.config import ExperimentConfig, from_dict, to_dict, with_fields
 from diarize.utils import DiarizeError, atomic_path
 
 FORMAT = "diarize-eend-eda"
@@ -140,10 +141,60 @@ def _load_weights(module: torch.nn.Module, state: dict, mismatch: str) -> None:
 def _without_pretrained_source(config: ExperimentConfig) -> ExperimentConfig:
     """The config to rebuild a trained model with: the weights come from the checkpoint,
     so a pretrained WavLM file named in the config is not read (it may not exist here)."""
-    from dataclasses import replace
-
     wavlm = replace(config.features.wavlm, checkpoint="")
     return replace(config, features=replace(config.features, wavlm=wavlm))
+
+
+def export_model(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    max_mb: float = 25.0,
+    infer: dict[str, Any] | None = None,
+    speaker: str | os.PathLike | None = None,
+) -> tuple[float, str]:
+    """Write a model to ship from checkpoint ``src``: weights + config only (no optimiser
+    or RNG state), float16 storage when float32 would exceed ``max_mb`` (weights are cast
+    back to float32 on load), inference settings ``infer`` (InferConfig fields, nested
+    ``link``) replacing the stored ones, and the speaker encoder of ``speaker`` (a file of
+    :func:`save_speaker_encoder`). -> (size in MB, first 16 hex digits of its sha256)."""
+    import hashlib
+
+    ckpt = load_checkpoint(src)
+    out = {k: ckpt[k] for k in _SHIPPED if k in ckpt}
+    if speaker is not None:
+        entry = load_checkpoint(speaker, kind=SPEAKER_FORMAT)
+        speaker_encoder_of(entry, str(speaker))  # fails here, not at inference, if broken
+        out["speaker"] = {"config": entry["config"], "model": entry["model"]}
+    if infer:
+        config = config_of(ckpt)
+        tuned = with_fields(config.infer, infer, "inference settings")
+        out["config"] = to_dict(replace(config, infer=tuned))
+    size = sum(v.numel() * v.element_size() for v in out["model"].values()) / 2**20
+    if size > max_mb:
+        out["model"] = {k: v.half() if v.is_floating_point() else v for k, v in out["model"].items()}  # fmt: skip
+    with atomic_path(dst) as tmp:
+        torch.save(out, tmp)
+    return Path(dst).stat().st_size / 2**20, hashlib.sha256(Path(dst).read_bytes()).hexdigest()[:16]
+
+
+_SHIPPED = ("format", "version", "versions", "config", "model", "epoch", "step", "averaged", "speaker")  # fmt: skip
+
+
+def save_speaker_encoder(path: str | os.PathLike, encoder: torch.nn.Module, **extra: Any) -> None:
+    """Write a speaker encoder on its own (:data:`SPEAKER_FORMAT`: config, weights and
+    ``extra``, e.g. its class names), atomically; ``export_model(speaker=path)`` puts it
+    into a diarization checkpoint."""
+    from dataclasses import asdict
+
+    payload = {
+        "format": SPEAKER_FORMAT,
+        "version": VERSION,
+        "config": asdict(encoder.config),
+        "model": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
+        **extra,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def average_checkpoints(paths: list[str | os.PathLike], out: str | os.PathLike) -> None:

@@ -235,19 +235,30 @@ def parse_value(text: str) -> Any:
     return yaml.safe_load(text) if text else ""
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["a.b=1", "a.c=x"]`` -> ``{"a": {"b": 1, "c": "x"}}``, for :func:`load_config`."""
+def parse_overrides(items: list[str], option: str = "--set") -> dict[str, Any]:
+    """``["a.b=1", "a.c=x"]`` -> ``{"a": {"b": 1, "c": "x"}}``, for :func:`load_config` and
+    :func:`with_fields`; ``option`` names the command-line option in errors."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise DiarizeError(f"--set expects SECTION.KEY=VALUE, got {item!r}")
+            raise DiarizeError(f"{option} expects [SECTION.]KEY=VALUE, got {item!r}")
         *parents, leaf = key.split(".")
         node = out
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = parse_value(value)
     return out
+
+
+def with_fields(config: Any, overrides: dict[str, Any], where: str = "") -> Any:
+    """``config`` (a config dataclass) with some (nested) fields replaced, checked as a
+    config file's would be: unknown names and wrong types are a DiarizeError. A nested
+    value may be a dict or a dataclass."""
+    if not overrides:
+        return config
+    plain = {k: to_dict(v) if dataclasses.is_dataclass(v) else v for k, v in overrides.items()}
+    return from_dict(type(config), merge_overrides(to_dict(config), plain), where)
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from diarize.audio import SAMPLE_RATE
-from diarize.config import InferConfig, TrainConfig, from_dict, merge_overrides, to_dict
+from diarize.config import InferConfig, TrainConfig, with_fields
 from diarize.inference import (
     Result,
     SpeakerCount,
@@ -78,7 +78,7 @@ class Diarizer:
         path = str(checkpoint or DEFAULT_CHECKPOINT)
         ckpt = load_checkpoint(path)
         model, exp = model_of(ckpt, path, device)
-        config = with_overrides(exp.infer, infer_overrides)
+        config = with_fields(exp.infer, infer_overrides, "inference settings")
         return cls(
             model, config, speaker_encoder_in(ckpt, path, device),
             chunk_frames=exp.train.chunk_frames, sample_rate=exp.features.sample_rate,
@@ -121,17 +121,6 @@ class Diarizer:
                            source.uri, source.duration, source.path)  # fmt: skip
         hook("aggregation", result)
         return result
-
-
-def with_overrides(config: InferConfig, overrides: dict[str, Any]) -> InferConfig:
-    """``config`` with some fields replaced, checked as a config file's would be (unknown
-    names and wrong types are a DiarizeError); ``link`` may be a dict or a LinkConfig."""
-    if not overrides:
-        return config
-    overrides = dict(overrides)
-    if not isinstance(overrides.get("link", {}), dict):
-        overrides["link"] = to_dict(overrides["link"])
-    return from_dict(InferConfig, merge_overrides(to_dict(config), overrides), "inference settings")
 
 
 def _no_hook(stage: str, artefact: Any, completed: int | None = None, total: int | None = None):

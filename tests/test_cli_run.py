@@ -161,7 +161,7 @@ def test_evaluate_writes_hypotheses_and_report(work, tmp_path, capsys):
 def test_inference_options_override_the_checkpoint_settings():
     from diarize.cli import build_parser, inference_overrides
     from diarize.config import InferConfig
-    from diarize.pipeline import with_overrides
+    from diarize.config import with_fields as with_overrides
 
     base = InferConfig(link_threshold=0.45)
     args = build_parser().parse_args(["run", "x.wav", "-o", "out", "--no-split-voices"])

@@ -18,7 +18,6 @@ from diarize.inference import (
     exclusive,
     link,
     postprocess,
-    slide,
     stitch,
     window_frames,
     window_starts,
@@ -117,22 +116,24 @@ def test_window_frames_defaults_and_errors():
         window_frames(InferConfig(window=0.01), 0.1, 500)
 
 
-def test_slide_cuts_windows_from_blocks_lazily():
+def test_windows_are_cut_from_blocks_read_lazily():
     audio = np.arange(1000, dtype=np.float32)
     pulled = []
 
-    def blocks():
+    def blocks(seconds):
         for i in range(0, 1000, 70):
             pulled.append(i)
             yield audio[i : i + 70]
 
-    starts = window_starts(1000, 300, 150)
-    windows = slide(blocks(), starts, 300)
+    source = inference.AudioSource("ramp", None, 1000, 1000 / SR, blocks)
+    grid = FrameGrid(1 / SR, SR, 1, 1000, 300, 150)  # one sample per frame
+    windows = inference.stream_windows(source, grid)
     first = next(windows)
-    assert np.array_equal(first, audio[:300]) and len(pulled) == 5  # 350 samples read, not 1000
+    assert np.array_equal(first.wave, audio[:300]) and len(pulled) == 5  # 350 read, not 1000
     rest = list(windows)
-    for start, w in zip(starts[1:], rest, strict=True):
-        assert np.array_equal(w, audio[start : start + 300])
+    assert [w.start for w in rest] == [150, 300, 450, 600, 700]
+    for w in rest:
+        assert np.array_equal(w.wave, audio[w.start : w.start + 300]) and w.features is None
 
 
 # Linking ------------------------------------------------------------------------------------

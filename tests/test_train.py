@@ -149,7 +149,7 @@ def test_cli_set_overrides_any_field():
         "features": {"wavlm": {"checkpoint": "/x/WavLM-Base+.pt"}},
         "train": {"lr": 2e-5, "amp": False},
     }
-    with pytest.raises(DiarizeError, match="SECTION.KEY=VALUE"):
+    with pytest.raises(DiarizeError, match=r"\[SECTION.\]KEY=VALUE"):
         parse_overrides(["train.lr"])
 
 

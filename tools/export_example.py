@@ -16,6 +16,7 @@ from pyannote.core import Annotation
 from diarize.audio import load_audio, write_audio
 from diarize.data.kaldi import load_diarization_set
 from diarize.rttm import write_rttm
+from diarize.utils import DiarizeError, run_tool
 
 
 def main() -> int:
@@ -25,9 +26,7 @@ def main() -> int:
     args = p.parse_args()
     recordings = list(load_diarization_set(args.data))
     if len(recordings) != 1:
-        raise SystemExit(
-            f"export_example: error: {args.data} holds {len(recordings)} recordings, expected 1"
-        )
+        raise DiarizeError(f"{args.data} holds {len(recordings)} recordings, expected 1")
     rec = recordings[0]
     name = args.out.name
     write_audio(args.out.with_suffix(".flac"), load_audio(rec.path))
@@ -41,4 +40,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_tool(main, Path(__file__).name)

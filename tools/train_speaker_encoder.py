@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from diarize.audio import load_audio
+from diarize.audio import SAMPLE_RATE, load_audio
+from diarize.checkpoint import save_speaker_encoder
 from diarize.data.kaldi import load_source_corpus
 from diarize.data.simulate import add_noise, coloured_noise, read_list, read_spk2person
 from diarize.features.voice import speaker_frames
@@ -31,10 +31,8 @@ from diarize.models.speaker import (
     SpeakerEncoder,
     cosine_schedule,
 )
-from diarize.utils import atomic_path, run_tool
+from diarize.utils import DiarizeError, run_tool
 
-FORMAT = "diarize-speaker"
-SAMPLE_RATE = 16000
 MIN_FRAMES, MAX_FRAMES = 100, 300  # crop lengths in 10 ms frames
 
 
@@ -46,7 +44,7 @@ def corpus_frames(
     person_of = read_spk2person(source)
     names = sorted(s for s in by_speaker if persons is None or person_of.get(s, s) in persons)
     if len(names) < 2:
-        raise SystemExit(f"{source}: {len(names)} speakers to train on, at least 2 needed")
+        raise DiarizeError(f"{source}: {len(names)} speakers to train on, at least 2 needed")
     frames, labels = [], []
     for c, name in enumerate(names):
         for utt in by_speaker[name]:
@@ -106,20 +104,6 @@ def train(
     return encoder.eval()
 
 
-def save(encoder: SpeakerEncoder, path: Path, names: list[str], steps: int) -> None:
-    payload = {
-        "format": FORMAT,
-        "version": 1,
-        "config": asdict(encoder.config),
-        "model": {k: v.detach().cpu() for k, v in encoder.state_dict().items()},
-        "classes": names,
-        "steps": steps,
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("source", help="single-speaker corpus directory (wav.scp, utt2spk, ...)")
@@ -136,7 +120,7 @@ def main() -> int:
     persons = read_list(args.persons) if args.persons else None
     frames, labels, names = corpus_frames(args.source, persons, rng)
     encoder = train(frames, labels, len(names), args.steps, args.seed, args.channels)
-    save(encoder, args.out, names, args.steps)
+    save_speaker_encoder(args.out, encoder, classes=names, steps=args.steps)
     print(f"{args.out}: {len(names)} classes, {len(frames)} utterances, {args.steps} steps")
     return 0
 

@@ -38,7 +38,6 @@ from diarize.inference.windows import (
     Window,
     frame_grid,
     open_audio,
-    slide,
     stream_windows,
     window_frames,
     window_starts,
@@ -47,6 +46,6 @@ from diarize.inference.windows import (
 __all__ = [
     "AudioSource", "FrameGrid", "Result", "SpeakerCount", "Window", "WindowOutput", "aggregate",
     "analyse_windows", "feature_stream", "constrained_ahc", "exclusive", "frame_grid", "link", "open_audio",
-    "postprocess", "slide", "split_voices", "stitch", "stream_windows", "talk_time",
+    "postprocess", "split_voices", "stitch", "stream_windows", "talk_time",
     "voice_similarity", "window_frames", "window_starts",
 ]  # fmt: skip

@@ -202,12 +202,3 @@ class _FrameStore:
             )
             self.offset, self.stop = start, stop
         return tuple(a[start - self.offset : stop - self.offset] for a in self.arrays)
-
-
-def slide(blocks: Iterable[np.ndarray], starts: list[int], length: int) -> Iterator[np.ndarray]:
-    """Cut windows ``[start, start + length)`` (samples; the end clipped to the audio) out of
-    consecutive audio blocks, holding only the samples still needed. ``starts`` increase."""
-    samples = _Samples(blocks)
-    for start in starts:
-        samples.drop(start)
-        yield samples.read(start, start + length).copy()
