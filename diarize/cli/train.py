@@ -43,26 +43,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from diarize.config import load_config
-
-    overrides = {
-        k: v
-        for k, v in {
-            "out_dir": args.out_dir,
-            "train_data": args.train_data,
-            "dev_data": args.dev_data,
-            "epochs": args.epochs,
-            "seed": args.seed,
-        }.items()
-        if v is not None
-    }
-    from diarize.config import merge_overrides, parse_overrides
-
-    config = load_config(
-        args.config, merge_overrides(parse_overrides(args.set), {"train": overrides})
-    )
+    from diarize.config import load_config, merge_overrides, parse_overrides
     from diarize.train import train
 
+    options = {"out_dir": args.out_dir, "train_data": args.train_data, "dev_data": args.dev_data,
+               "epochs": args.epochs, "seed": args.seed}  # fmt: skip
+    given = {"train": {k: v for k, v in options.items() if v is not None}}
+    config = load_config(args.config, merge_overrides(parse_overrides(args.set), given))
     out = train(config, init=args.init, resume=args.resume)
     print(f"checkpoints in {out}")
     return 0
