@@ -6,8 +6,8 @@ For every person (``spk2person``; speakers without an entry are their own person
 person's clips are joined in id order (0.1 s pauses) and cut into segments of ``--seconds``;
 each segment is embedded. Per person it prints the mean pairwise cosine of its segments
 (``within``), their cosine to the person's centroid (``self``: mean, minimum), the lowest
-cosine to that centroid of its first ``--clips`` clips embedded alone (``clip``), and the
-nearest other person's centroid. Flags: ``LOW`` (within below ``--low``: mixed voices, or
+cosine to that centroid of ``--clips`` of its clips embedded alone (spread over the person;
+``clip``), and the nearest other person's centroid. Flags: ``LOW`` (within below ``--low``: mixed voices, or
 clips that are not speech), ``LIKE <other>`` (centroids closer than ``--like``: two persons
 who may be one voice), ``ODD <clip>`` (a clip below ``--odd``: someone else, or no speech).
 Speed-perturbed copies (speakers ending ``_sp0.9``...) are left out unless
@@ -84,21 +84,18 @@ def segments_of(utts: list[Utterance], seconds: float, max_segments: int) -> lis
 def odd_clip(
     model: SpeakerEmbedding, utts: list[Utterance], centroid: torch.Tensor, max_clips: int
 ) -> tuple[str, float]:
-    """(id, cosine to the person's centroid) of the least typical of the person's first
-    ``max_clips`` clips long enough to embed alone; ("", nan) when there is none."""
-    clips, ids = [], []
-    for utt in utts:
-        if len(clips) == max_clips:
-            break
-        if utt.duration * SAMPLE_RATE >= 2 * model.min_samples:
-            clips.append(
-                torch.from_numpy(load_audio(utt.path, SAMPLE_RATE, utt.start, utt.duration))
-            )
-            ids.append(utt.id)
-    if not clips:
+    """(id, cosine to the person's centroid) of the least typical of ``max_clips`` of the
+    person's clips (evenly spread over those long enough to embed alone); ("", nan) when
+    there is none."""
+    long = [u for u in utts if u.duration * SAMPLE_RATE >= 2 * model.min_samples]
+    if not long:
         return "", float("nan")
+    picked = [
+        long[i] for i in np.unique(np.linspace(0, len(long) - 1, max_clips).round().astype(int))
+    ]
+    clips = [torch.from_numpy(load_audio(u.path, SAMPLE_RATE, u.start, u.duration)) for u in picked]
     cos = model.embed(clips) @ centroid
-    return ids[int(cos.argmin())], float(cos.min())
+    return picked[int(cos.argmin())].id, float(cos.min())
 
 
 def embed_persons(
