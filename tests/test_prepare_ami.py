@@ -12,6 +12,8 @@ import soundfile as sf
 
 from diarize.cli import main
 from diarize.data import load_diarization_set
+from diarize.data.corpora.ami import partitions
+from diarize.data.prepare import write_partitions
 from diarize.utils import DiarizeError
 
 SR = 16000
@@ -113,8 +115,6 @@ def test_prepare_ami_errors(ami, tmp_path: Path, capsys):
     assert "not an AMI-diarization-setup clone" in capsys.readouterr().err
     for m in ("TS3003a", "TS3003b"):
         (corpus / m / "audio" / f"{m}.Mix-Headset.wav").unlink()
+    parts = partitions(corpus, setup, ("headset",))
     with pytest.raises(DiarizeError, match="partition test_headset: none of its 2 recordings"):
-        from diarize.data.corpora import ami as ami_corpus
-        from diarize.data.prepare import write_partitions
-
-        write_partitions(tmp_path / "o", ami_corpus.partitions(corpus, setup, ("headset",)))
+        write_partitions(tmp_path / "o", parts)
