@@ -153,7 +153,7 @@ def compare(before: Path, after: Path, ref_dir: Path | None) -> int:
 
 def _report_der(stem: str, a: Path, b: Path, ref_dir: Path | None) -> None:
     from diarize.rttm import read_rttm
-    from diarize.scoring import score
+    from diarize.scoring import DEFAULT_COLLAR, score
 
     hyps = [read_rttm(p) for p in (a, b)]
     change = score(hyps[0], hyps[1], collar=0.0).total
@@ -163,7 +163,7 @@ def _report_der(stem: str, a: Path, b: Path, ref_dir: Path | None) -> None:
         return
     refs = read_rttm(ref)
     for name, hyp in zip(("before", "after"), hyps, strict=True):
-        t = score(refs, hyp, collar=0.25).total
+        t = score(refs, hyp, collar=DEFAULT_COLLAR).total
         print(f"  DER {name}: {t.der:.2f} % (missed {t.percent(t.missed):.2f}, false alarm "
               f"{t.percent(t.false_alarm):.2f}, confusion {t.percent(t.confusion):.2f})")  # fmt: skip
 

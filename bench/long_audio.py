@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from diarize.audio import SAMPLE_RATE
+from diarize.cli import collar
+from diarize.scoring import DEFAULT_COLLAR
 
 SEGMENT = 300.0  # seconds per segment
 NUM_SEGMENTS = 12
@@ -260,7 +262,9 @@ def main() -> None:
         "--work", default="long_audio_work", help="where audio, references and hypotheses go"
     )
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--collar", type=float, default=0.25, help="DER collar, seconds per side")
+    parser.add_argument(
+        "--collar", type=collar, default=DEFAULT_COLLAR, help="DER collar, seconds per side"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--measure", metavar="AUDIO", help=argparse.SUPPRESS)  # subprocess mode
     parser.add_argument("--hyp", help=argparse.SUPPRESS)

@@ -475,7 +475,7 @@ def validate(model, dataset, config: ExperimentConfig, device) -> dict[str, floa
 
     from diarize.data.labels import labels_to_annotation
     from diarize.inference import postprocess
-    from diarize.scoring import score
+    from diarize.scoring import DEFAULT_COLLAR, score
 
     core = model.module if isinstance(model, DistributedDataParallel) else model
     core.eval()
@@ -493,7 +493,7 @@ def validate(model, dataset, config: ExperimentConfig, device) -> dict[str, floa
             refs[uri] = labels_to_annotation(ref, core.frame_shift, uri, names[: ref.shape[1]])
             hyps[uri] = labels_to_annotation(hyp, core.frame_shift, uri, names[: hyp.shape[1]])
             uems[uri] = Timeline([Segment(0.0, nf * core.frame_shift)], uri=uri)
-    report = score(refs, hyps, uems, collar=0.25, skip_overlap=False)
+    report = score(refs, hyps, uems, collar=DEFAULT_COLLAR, skip_overlap=False)
     core.train()
     return {k: v / max(count, 1) for k, v in totals.items()} | {
         "der": report.total.der, "speaker_count_accuracy": report.speaker_count_accuracy,
