@@ -140,9 +140,11 @@ def _load_weights(module: torch.nn.Module, state: dict, mismatch: str) -> None:
 
 def _without_pretrained_source(config: ExperimentConfig) -> ExperimentConfig:
     """The config to rebuild a trained model with: the weights come from the checkpoint,
-    so a pretrained WavLM file named in the config is not read (it may not exist here)."""
+    so a pretrained WavLM or CAM++ file named in the config is not read (it may not exist
+    here)."""
     wavlm = replace(config.features.wavlm, checkpoint="")
-    return replace(config, features=replace(config.features, wavlm=wavlm))
+    campplus = replace(config.features.campplus, checkpoint="")
+    return replace(config, features=replace(config.features, wavlm=wavlm, campplus=campplus))
 
 
 def export_model(

@@ -41,11 +41,26 @@ class WavLMConfig:
 
 
 @dataclass(frozen=True)
+class CAMPPlusFrontendConfig:
+    """Frozen frame-level features of the CAM++ speaker model (diarize.features.campplus).
+    The architecture fields must agree with the checkpoint's shapes (3D-Speaker's defaults)."""
+
+    checkpoint: str = ""  # 3D-Speaker CAM++ state dict (campplus_cn_en_common.pt); "" = random
+    frame_shift: float = 0.1  # seconds per output frame (0.02 x an integer)
+    feat_dim: int = 80  # Kaldi log-mel bands CAM++ takes
+    head_channels: int = 32  # channels of its 2-d convolutional front
+    init_channels: int = 128  # channels of its first TDNN
+    growth_rate: int = 32  # channels each dense layer adds
+    bn_size: int = 4  # bottleneck width of a dense layer, in growth rates
+
+
+@dataclass(frozen=True)
 class FeatureConfig:
-    kind: str = "fbank"  # fbank | wavlm: the frontend turning raw audio into frames
+    kind: str = "fbank"  # fbank | wavlm | campplus: the frontend turning raw audio into frames
     sample_rate: int = 16000  # Hz the frontend expects
     fbank: FbankConfig = field(default_factory=FbankConfig)
     wavlm: WavLMConfig = field(default_factory=WavLMConfig)
+    campplus: CAMPPlusFrontendConfig = field(default_factory=CAMPPlusFrontendConfig)
 
 
 @dataclass(frozen=True)
@@ -88,7 +103,7 @@ class TrainConfig:
     log_interval: int = 50  # optimizer steps between log lines
     keep_checkpoints: int = 0  # keep only the newest N epoch checkpoints (0 = all)
     feature_cache: str = (
-        ""  # directory caching a frozen WavLM's layer states ("" = off; freeze: all only)
+        ""  # directory caching a frozen frontend's states ("" = off; campplus, wavlm freeze: all)
     )
 
 

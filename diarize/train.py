@@ -149,11 +149,11 @@ def make_dataset(paths: str, config: ExperimentConfig, model: torch.nn.Module):
         )
         for path in paths.split(",")
     ]
-    if t.feature_cache:  # a frozen WavLM's layer states, computed once per set
+    if t.feature_cache:  # a frozen frontend's states (WavLM, CAM++), computed once per set
         from diarize.features.cache import cached_dataset
 
         sets = [cached_dataset(s, model.frontend, t.feature_cache, t.batch_size) for s in sets]
-        log.info("WavLM layer states cached in %s", ", ".join(str(s.path) for s in sets))
+        log.info("frozen frontend states cached in %s", ", ".join(str(s.path) for s in sets))
     return sets[0] if len(sets) == 1 else ConcatDataset(sets)
 
 

@@ -41,4 +41,8 @@ def build_frontend(config: FeatureConfig) -> Frontend:
         from diarize.features.wavlm import WavLMFrontend
 
         return WavLMFrontend(config)
-    raise ValueError(f"unknown frontend kind {config.kind!r} (fbank | wavlm)")
+    if config.kind == "campplus":
+        from diarize.features.campplus import CAMPPlusFrontend
+
+        return CAMPPlusFrontend(config)
+    raise ValueError(f"unknown frontend kind {config.kind!r} (fbank | wavlm | campplus)")

@@ -1,4 +1,4 @@
-"""On-disk cache of a frozen WavLM's layer states, for training with ``freeze: all``.
+"""On-disk cache of a frozen frontend's states: WavLM with ``freeze: all``, or CAM++.
 
 With a frozen WavLM only the layer weights of the frontend train; what they weigh, the
 layer-normalised hidden states averaged to the diarization frame rate
@@ -25,6 +25,11 @@ GroupNorm runs over the padding), full chunks are identical.
 A base-size WavLM stores 13 x 768 values per frame: 8-s chunks at 80 ms take 2 MB each in
 float16, ~0.9 GB per hour of audio. Under ``torchrun`` every process builds a missing cache
 (same content, atomic rename); build it once beforehand with one process to save the time.
+
+The frozen CAM++ frontend (:mod:`diarize.features.campplus`) has nothing trainable: its
+frame-level features are its whole output, stored the same way with one "layer",
+``(chunks, 1, chunk_frames, 512)`` (37 MB per hour of audio at 100 ms), keyed by a hash of the
+CAM++ weights and its frame shift. They travel under the same item / batch key as WavLM's.
 """
 
 from __future__ import annotations
@@ -40,11 +45,13 @@ import torch
 from torch.utils.data import Dataset
 
 from diarize.data.dataset import ChunkDataset, collate
+from diarize.features.campplus import CAMPPlusFrontend
 from diarize.features.wavlm import WavLMFrontend
 from diarize.utils import DiarizeError
 
 CACHE_VERSION = 1  # bump when what is stored changes
-STATES_KEY = "wavlm_states"  # item / batch key of the cached states
+STATES_KEY = "wavlm_states"  # item / batch key of the cached states (CAM++'s too)
+Cacheable = WavLMFrontend | CAMPPlusFrontend  # frozen ones: see cached_dataset
 
 
 def weights_digest(module: torch.nn.Module) -> str:
@@ -53,12 +60,20 @@ def weights_digest(module: torch.nn.Module) -> str:
     for name, tensor in sorted(module.state_dict().items()):
         t = tensor.detach().cpu().contiguous()
         digest.update(f"{name} {t.dtype} {tuple(t.shape)}".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        flat = t.reshape(-1)  # 0-d tensors (batch norms' counters) cannot be viewed as bytes
+        digest.update(flat.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()
 
 
-def frontend_identity(frontend: WavLMFrontend) -> dict[str, Any]:
+def frontend_identity(frontend: Cacheable) -> dict[str, Any]:
     """What a frozen frontend's layer states depend on."""
+    if isinstance(frontend, CAMPPlusFrontend):
+        return {
+            "kind": "campplus",
+            "frame_shift": frontend.frame_shift,
+            "samples_per_frame": frontend.samples_per_frame,
+            "weights": weights_digest(frontend.campplus),
+        }
     return {
         "shape": frontend.shape,
         "num_layers": frontend.num_layers,
@@ -81,7 +96,7 @@ def chunks_identity(dataset: ChunkDataset) -> list[list[Any]]:
     ]
 
 
-def cache_key(frontend: WavLMFrontend, dataset: ChunkDataset, dtype: str = "float16") -> str:
+def cache_key(frontend: Cacheable, dataset: ChunkDataset, dtype: str = "float16") -> str:
     """Hex key naming the cache of ``dataset``'s chunks through ``frontend``."""
     identity = {
         "version": CACHE_VERSION,
@@ -95,11 +110,12 @@ def cache_key(frontend: WavLMFrontend, dataset: ChunkDataset, dtype: str = "floa
 
 @torch.inference_mode()
 def compute_states(
-    frontend: WavLMFrontend, dataset: ChunkDataset, out: np.ndarray, batch_size: int = 16
+    frontend: Cacheable, dataset: ChunkDataset, out: np.ndarray, batch_size: int = 16
 ) -> None:
     """Fill ``out`` (chunks, num_layers + 1, chunk_frames, dim) with each chunk's layer
-    states; chunks of equal length are batched, so none is padded."""
-    device = frontend.layer_logits.device
+    states (CAM++: ``num_layers + 1`` is 1); chunks of equal length are batched, so none is
+    padded."""
+    device = next(frontend.parameters()).device
     by_length: dict[int, list[int]] = {}
     for i, chunk in enumerate(dataset.chunks):
         by_length.setdefault(chunk.num_frames, []).append(i)
@@ -110,12 +126,25 @@ def compute_states(
             for start in range(0, len(indices), batch_size):
                 group = indices[start : start + batch_size]
                 batch = collate([dataset[i] for i in group])
-                states, _ = frontend.layer_states(
-                    batch["wave"].to(device), batch["lengths"].to(device)
+                states = frozen_states(
+                    frontend, batch["wave"].to(device), batch["lengths"].to(device)
                 )  # (batch, num_layers + 1, frames, dim)
                 out[group, :, :frames] = states.cpu().numpy().astype(out.dtype)
     finally:
         frontend.train(was_training)
+
+
+def frozen_states(frontend: Cacheable, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """wave (batch, samples), lengths (batch,) -> what the cache stores, (batch, layers,
+    frames, dim): WavLM's layer states, or CAM++'s features as one layer."""
+    if isinstance(frontend, CAMPPlusFrontend):
+        return frontend.frame_features(wave, lengths)[0][:, None]  # (batch, 1, frames, dim)
+    return frontend.layer_states(wave, lengths)[0]
+
+
+def num_states(frontend: Cacheable) -> int:
+    """Layers of states cached per frame (WavLM: hidden states; CAM++: 1)."""
+    return 1 if isinstance(frontend, CAMPPlusFrontend) else frontend.num_layers + 1
 
 
 class CachedStates(Dataset):
@@ -141,17 +170,20 @@ class CachedStates(Dataset):
 
 def cached_dataset(
     dataset: ChunkDataset,
-    frontend: WavLMFrontend,
+    frontend: Cacheable,
     cache_dir: str | os.PathLike,
     batch_size: int = 16,
     dtype: str = "float16",
 ) -> CachedStates:
     """``dataset`` with cached layer states: read from ``cache_dir`` when its key is there,
     computed (with ``frontend``, on its device) and written there otherwise."""
-    if not isinstance(frontend, WavLMFrontend) or frontend.freeze != "all":
+    frozen = isinstance(frontend, CAMPPlusFrontend) or (
+        isinstance(frontend, WavLMFrontend) and frontend.freeze == "all"
+    )
+    if not frozen:
         raise DiarizeError(
-            "train.feature_cache needs a frozen WavLM frontend (features.kind=wavlm, "
-            f"features.wavlm.freeze=all); got {type(frontend).__name__}"
+            "train.feature_cache needs a frozen frontend (features.kind=campplus, or wavlm "
+            f"with features.wavlm.freeze=all); got {type(frontend).__name__}"
             f"{'' if not isinstance(frontend, WavLMFrontend) else f' with freeze={frontend.freeze!r}'}"
         )
     if dtype not in ("float16", "float32"):
@@ -166,9 +198,9 @@ def cached_dataset(
 
 
 def _build(
-    frontend: WavLMFrontend, dataset: ChunkDataset, path: Path, batch_size: int, dtype: str
+    frontend: Cacheable, dataset: ChunkDataset, path: Path, batch_size: int, dtype: str
 ) -> None:
-    shape = (len(dataset), frontend.num_layers + 1, dataset.chunk_frames, frontend.out_dim)
+    shape = (len(dataset), num_states(frontend), dataset.chunk_frames, frontend.out_dim)
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
     try:
         if len(dataset):
