@@ -67,8 +67,8 @@ speakers of all recordings (dscore's OVERALL). A recording without reference spe
 speaker mapping is pyannote's (most co-occurring time), where dscore takes the mapping of
 least total JER; the two agree except where two mappings are nearly tied.
 
-**Scoring conditions** (:data:`CONDITIONS`): each benchmark's usual collar and overlap
-setting by name, with its source. Under a condition, a recording without a UEM is scored
+**Scoring conditions** (:data:`diarize.conditions.CONDITIONS`): each benchmark's usual
+collar and overlap setting by name, with its source. Under a condition, a recording without a UEM is scored
 over its reference extent (first onset to last offset), as md-eval does without ``-u``.
 """
 
@@ -83,86 +83,13 @@ from pyannote.core import Annotation, Segment, Timeline
 from pyannote.metrics.diarization import JER_SPEAKER_COUNT, JER_SPEAKER_ERROR, JaccardErrorRate
 from pyannote.metrics.identification import IdentificationErrorRate
 
+from diarize.conditions import (  # CONDITIONS, Condition: re-exported
+    CONDITIONS,  # noqa: F401
+    DEFAULT_COLLAR,
+    Condition,  # noqa: F401
+    get_condition,
+)
 from diarize.utils import DiarizeError
-
-DEFAULT_COLLAR = 0.25  # seconds on each side of a reference boundary (md-eval -c)
-
-
-@dataclass(frozen=True)
-class Condition:
-    """A benchmark's usual scoring setting, as the literature reports it."""
-
-    collar: float  # seconds not scored on each side of a reference boundary (md-eval -c)
-    skip_overlap: bool  # overlapped reference speech is not scored (md-eval -1)
-    uem: str  # the regions scored
-    source: str  # where the setting is defined or reported
-
-
-_WHOLE = "the set's uem (diarize prepare writes the reference extent: md-eval without -u)"
-CONDITIONS: dict[str, Condition] = {
-    "callhome": Condition(
-        0.25,
-        False,
-        _WHOLE,
-        "EEND and EEND-EDA CALLHOME recipes (Fujita et al. 2019, Horiguchi et al. 2020; "
-        "hitachi-speech/EEND egs/callhome/v1/run.sh and run_eda.sh: md-eval.pl -c 0.25)",
-    ),
-    "callhome-kaldi": Condition(
-        0.25,
-        True,
-        _WHOLE,
-        "Kaldi x-vector recipe (egs/callhome_diarization/v2/run.sh: md-eval.pl -1 -c 0.25)",
-    ),
-    "dihard3": Condition(
-        0.0,
-        False,
-        "the release's scoring UEM (data/uem_scoring/core or full, all.uem)",
-        "Third DIHARD Challenge Evaluation Plan (Ryant et al. 2020): no collar, overlapped "
-        "speech scored, DER and JER with dscore",
-    ),
-    "ami": Condition(
-        0.0,
-        False,
-        "the setup's uems/ (whole recordings)",
-        "pyannote.audio benchmarks on the AMI-diarization-setup (only_words): no forgiveness "
-        "collar, overlapped speech evaluated; the 'Full' setting of Landini et al. 2022 (VBx)",
-    ),
-    "ami-fair": Condition(
-        0.25,
-        False,
-        "the setup's uems/ (whole recordings)",
-        "the 'Fair' setting of Landini et al. 2022 (VBx, BUTSpeechFIT/AMI-diarization-setup)",
-    ),
-    "ami-forgiving": Condition(
-        0.25,
-        True,
-        "the setup's uems/ (whole recordings)",
-        "the 'Forgiving' setting of Landini et al. 2022 (VBx, BUTSpeechFIT/AMI-diarization-setup)",
-    ),
-    "voxconverse": Condition(
-        0.25,
-        False,
-        _WHOLE,
-        "VoxSRC 2020-2023 diarisation track on VoxConverse (Chung et al. 2020): collar "
-        "0.25 s, overlapped speech scored",
-    ),
-    "voxconverse-full": Condition(
-        0.0,
-        False,
-        _WHOLE,
-        "pyannote.audio benchmarks on VoxConverse: no forgiveness collar, overlapped speech "
-        "evaluated",
-    ),
-}
-
-
-def get_condition(name: str) -> Condition:
-    """The condition called ``name``; an unknown name is a :class:`DiarizeError`."""
-    if name not in CONDITIONS:
-        raise DiarizeError(
-            f"unknown scoring condition {name!r}; known: {', '.join(sorted(CONDITIONS))}"
-        )
-    return CONDITIONS[name]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from pyannote.core import Annotation, Segment, Timeline
 
-from diarize.cli.score import CONDITION_NAMES
+from diarize.cli import main
+from diarize.conditions import resolve_setting
 from diarize.scoring import (
     CONDITIONS,
     get_condition,
@@ -45,8 +46,12 @@ def test_each_condition_has_its_published_setting_and_a_source():
     assert all(c.source and c.uem for c in CONDITIONS.values())
 
 
-def test_cli_lists_the_same_names_and_readme_cites_each():
-    assert sorted(CONDITION_NAMES.split(", ")) == sorted(CONDITIONS)
+def test_cli_help_lists_every_name_and_readme_cites_each(capsys):
+    for command in ("score", "evaluate"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert all(name in text for name in CONDITIONS), command
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Benchmarks", 1)[1].split("\n## ", 1)[0]
     for name in CONDITIONS:
@@ -81,3 +86,13 @@ def test_empty_reference_scores_nothing_and_unknown_name_is_an_error():
     assert report.total.scored == 0 and report.total.der == 0 and report.total.jer == 0
     with pytest.raises(DiarizeError, match="unknown scoring condition 'amy'.*ami-fair"):
         get_condition("amy")
+
+
+def test_resolve_setting():
+    assert resolve_setting(None, None, False) == (0.25, False)
+    assert resolve_setting(None, 0.0, True) == (0.0, True)
+    assert resolve_setting("callhome-kaldi", None, False) == (0.25, True)
+    with pytest.raises(DiarizeError, match="leave out --collar and --skip-overlap"):
+        resolve_setting("ami", 0.25, False)
+    with pytest.raises(DiarizeError, match="unknown scoring condition 'x'"):
+        resolve_setting("x", None, False)

@@ -1,7 +1,8 @@
 """The ``diarize`` command. Each subcommand lives in its own module of this package with
 ``add_parser(subparsers)`` and ``run(args) -> int``; the library does the work, the CLI
 only parses arguments, calls it, writes files and prints. No subcommand module imports
-another: what several share (the inference options, the collar type) is here. Heavy
+another: what several share (the inference options, the collar type, the DATA
+options) is here. Heavy
 imports (torch) happen inside ``run`` so ``--help`` stays fast."""
 
 from __future__ import annotations
@@ -89,6 +90,38 @@ def device_of(args: argparse.Namespace) -> str:
     import torch
 
     return args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+DATA_HELP = (
+    "diarization set: a Kaldi-style directory (wav.scp + rttm [+ uem, reco2dur]), a folder "
+    "of audio + RTTM, lhotse manifests (a directory with one *recordings*.jsonl[.gz] and "
+    "its *supervisions* twin, or that recordings file), or a pyannote.database protocol "
+    "name such as AMI.SpeakerDiarization.only_words (with --subset)"
+)
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    """DATA and its options (``diarize evaluate``, ``diarize stats``): what
+    :func:`diarize.data.kaldi.load_diarization_set` takes."""
+    p.add_argument("data", metavar="DATA", help=DATA_HELP)
+    p.add_argument(
+        "--subset",
+        help="the subset of a pyannote.database protocol: train, development (dev) or test",
+    )
+    p.add_argument(
+        "--database",
+        metavar="YML",
+        help="the pyannote.database YAML defining the protocol (default: those "
+        "pyannote.database finds: $PYANNOTE_DATABASE_CONFIG, ~/.pyannote/database.yml, "
+        "./database.yml)",
+    )
+    p.add_argument(
+        "--allow-pipes",
+        action="store_true",
+        help="run the shell commands of piped wav.scp entries ('uri sph2pipe -f wav -p "
+        "x.sph |') and lhotse command sources; off by default, since it executes what the "
+        "data files say",
+    )
 
 
 def collar(text: str) -> float:

@@ -13,9 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from diarize.cli import add_inference_options, collar
-from diarize.cli.data_options import add_data_options
-from diarize.cli.score import CONDITION_NAMES
+from diarize.cli import add_data_options, add_inference_options, collar
+from diarize.conditions import CONDITION_NAMES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -65,9 +64,8 @@ def run(args: argparse.Namespace) -> int:
 
     from diarize import Diarizer
     from diarize.cli import device_of, inference_overrides
-    from diarize.cli.data_options import data_name, load_data
-    from diarize.cli.score import check_condition_options
-    from diarize.data.kaldi import recording_audio
+    from diarize.conditions import resolve_setting
+    from diarize.data.kaldi import is_protocol_name, load_diarization_set, recording_audio
     from diarize.inference import SpeakerCount
     from diarize.rttm import read_uem, write_rttm
     from diarize.utils import DiarizeError
@@ -76,11 +74,18 @@ def run(args: argparse.Namespace) -> int:
     if args.oracle_num_speakers and any(n is not None for n in counts):
         raise DiarizeError("--oracle-num-speakers excludes --num/min/max-speakers")
     SpeakerCount(*counts)  # before any work
-    check_condition_options(args)
-    data = load_data(args)
+    args.collar, args.skip_overlap = resolve_setting(args.condition, args.collar, args.skip_overlap)
+    data = load_diarization_set(
+        args.data, allow_pipes=args.allow_pipes, subset=args.subset, database=args.database
+    )
     uems = read_uem(args.uem) if args.uem else set_uems(data)
     diarizer = Diarizer.from_pretrained(args.model, device_of(args), **inference_overrides(args))
-    out = Path(args.output or f"eval_{data_name(args)}")
+    name = (
+        f"{args.data}.{args.subset}"
+        if is_protocol_name(args.data)
+        else Path(args.data).resolve().name
+    )
+    out = Path(args.output or f"eval_{name}")
     hypotheses, failures = {}, []
     for rec in tqdm(data, desc="recordings", unit="rec", disable=None, file=sys.stderr):
         if args.oracle_num_speakers:  # the reference's speaker count, this recording only
@@ -101,13 +106,16 @@ def write_report(data, hypotheses: dict, uems, args, out: Path, failures: list[s
     """Score, write ``all.rttm`` and ``der.json``, print the table; 1 if any recording failed."""
     import json
 
-    from diarize.cli.score import score_with_options
     from diarize.rttm import write_rttm
+    from diarize.scoring import score, score_condition
     from diarize.utils import atomic_write
 
     write_rttm(out / "all.rttm", list(hypotheses.values()))
     references = {rec.id: rec.annotation for rec in data}
-    report = score_with_options(args, references, hypotheses, uems)
+    if args.condition:
+        report = score_condition(references, hypotheses, uems, args.condition)
+    else:
+        report = score(references, hypotheses, uems, args.collar, args.skip_overlap)
     with atomic_write(out / "der.json") as f:
         json.dump(report.to_json(), f, indent=2)
     print(report.format_table())

@@ -6,12 +6,8 @@ import argparse
 import json
 import sys
 
-
-def _collar(text: str) -> float:
-    value = float(text)
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
+from diarize.cli import collar
+from diarize.conditions import CONDITION_NAMES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--collar",
-        type=_collar,
+        type=collar,
         default=None,
         help="seconds not scored on EACH side of every reference turn boundary, as md-eval's "
         "-c (default 0.25, i.e. 0.5 s around a boundary; pyannote.metrics' collar is the "
@@ -61,45 +57,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-# The names of diarize.scoring.CONDITIONS (not imported here: pyannote.metrics is slow to
-# import and --help should stay fast; tests/test_conditions.py checks they agree).
-CONDITION_NAMES = (
-    "callhome, callhome-kaldi, dihard3, ami, ami-fair, ami-forgiving, voxconverse, voxconverse-full"
-)
-
-
-def check_condition_options(args: argparse.Namespace) -> None:
-    """``--condition`` excludes ``--collar``/``--skip-overlap``; without it the collar
-    defaults to 0.25. (For ``diarize score`` and ``diarize evaluate``.)"""
-    from diarize.utils import DiarizeError
-
-    if args.condition and args.condition not in CONDITION_NAMES.split(", "):
-        raise DiarizeError(
-            f"unknown scoring condition {args.condition!r}; known: {CONDITION_NAMES}"
-        )
-    if args.condition and (args.collar is not None or args.skip_overlap):
-        raise DiarizeError(
-            f"--condition {args.condition} sets the collar and the overlap handling: "
-            "leave out --collar and --skip-overlap"
-        )
-    if args.collar is None:
-        args.collar = 0.25
-
-
-def score_with_options(args: argparse.Namespace, references, hypotheses, uems):
-    """The ScoreReport of ``--condition``, else of ``--collar``/``--skip-overlap``."""
-    from diarize.scoring import score, score_condition  # slow import (pyannote.metrics): late
-
-    if args.condition:
-        return score_condition(references, hypotheses, uems, args.condition)
-    return score(references, hypotheses, uems, args.collar, args.skip_overlap)
-
-
 def run(args: argparse.Namespace) -> int:
+    from diarize.conditions import resolve_setting
     from diarize.rttm import load_rttms, read_uem
     from diarize.utils import DiarizeError, atomic_write, check_writable
 
-    check_condition_options(args)
+    args.collar, args.skip_overlap = resolve_setting(args.condition, args.collar, args.skip_overlap)
     if args.json:
         check_writable(args.json)
     references, hypotheses = load_rttms(args.ref), load_rttms(args.hyp)
@@ -109,7 +72,12 @@ def run(args: argparse.Namespace) -> int:
     absent = sorted(set(references) - set(uems)) if uems is not None else []
     if absent:
         raise DiarizeError(f"{args.uem}: no region for reference recording(s) {', '.join(absent)}")
-    report = score_with_options(args, references, hypotheses, uems)
+    from diarize.scoring import score, score_condition  # slow import (pyannote.metrics): late
+
+    if args.condition:
+        report = score_condition(references, hypotheses, uems, args.condition)
+    else:
+        report = score(references, hypotheses, uems, args.collar, args.skip_overlap)
     report.check_scored(args.ref)
     for uri in report.unscored_hypotheses:
         print(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from diarize.cli.data_options import add_data_options
+from diarize.cli import add_data_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,11 +26,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from diarize.cli.data_options import load_data
+    from diarize.data.kaldi import load_diarization_set
     from diarize.data.stats import set_stats
     from diarize.utils import atomic_write
 
-    stats = set_stats(load_data(args))
+    data = load_diarization_set(
+        args.data, allow_pipes=args.allow_pipes, subset=args.subset, database=args.database
+    )
+    stats = set_stats(data)
     print(stats.format())
     if args.json:
         with atomic_write(args.json) as f:
