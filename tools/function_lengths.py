@@ -11,6 +11,8 @@ import argparse
 import ast
 from pathlib import Path
 
+from diarize.utils import DiarizeError, run_tool
+
 
 def lengths(root: Path) -> list[tuple[int, str]]:
     """(lines, "path:qualified name") of every function and method under ``root``."""
@@ -38,6 +40,8 @@ def main() -> int:
     p.add_argument("--top", type=int, default=5, help="how many to list")
     p.add_argument("--max", type=int, default=60, help="longest allowed")
     args = p.parse_args()
+    if not args.root.is_dir():
+        raise DiarizeError(f"{args.root}: no such directory")
     rows = lengths(args.root)
     for n, name in rows[: args.top]:
         print(f"{n:4d}  {name}")
@@ -49,4 +53,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_tool(main, Path(__file__).name)
