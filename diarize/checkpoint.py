@@ -63,20 +63,39 @@ def load_checkpoint(
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DiarizeError(f"{path}: not a loadable diarize checkpoint ({reason[:200]})") from None
+        raise DiarizeError(
+            f"{path}: not a loadable diarize checkpoint ({_load_failure(e)})"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != kind:
         what = "EEND-EDA" if kind == FORMAT else "speaker encoder"
         raise DiarizeError(f"{path}: not a diarize {what} checkpoint (no '{kind}' format tag)")
-    if ckpt.get("version", 0) > VERSION:
+    if not isinstance(ckpt.get("version", 0), int) or ckpt.get("version", 0) > VERSION:
         raise DiarizeError(
-            f"{path}: checkpoint format version {ckpt['version']} is newer than this diarize ({VERSION})"
+            f"{path}: checkpoint format version {ckpt['version']!r} is not one this diarize reads ({VERSION})"
         )
+    missing = [key for key in ("config", "model") if not isinstance(ckpt.get(key), dict)]
+    if missing:
+        raise DiarizeError(f"{path}: incomplete checkpoint: no {' or '.join(missing)} entry")
     return ckpt
 
 
-def config_of(ckpt: dict[str, Any]) -> ExperimentConfig:
-    return from_dict(ExperimentConfig, ckpt["config"], where="checkpoint config")
+def _load_failure(e: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in a few words. PyTorch's own
+    message advises retrying with ``weights_only=False``: never for a file we did not write."""
+    text = str(e).strip()
+    if "Weights only load failed" in text:
+        detail = text.split("WeightsUnpickler error:")[-1].strip().splitlines()
+        what = detail[0].strip() if detail and "WeightsUnpickler" in text else ""
+        return "it holds something other than tensors and plain data, which is never unpickled" + (
+            f": {what[:120]}" if what else ""
+        )
+    if isinstance(e, EOFError) or not text:
+        return "empty or truncated file"
+    return text.splitlines()[0].split(". ")[0][:200]
+
+
+def config_of(ckpt: dict[str, Any], where: str = "checkpoint") -> ExperimentConfig:
+    return from_dict(ExperimentConfig, ckpt["config"], where=f"{where} config")
 
 
 def build_model(config: ExperimentConfig) -> torch.nn.Module:
@@ -96,12 +115,25 @@ def model_of(
     ckpt: dict[str, Any], where: str, device: str | torch.device = "cpu"
 ) -> tuple[torch.nn.Module, ExperimentConfig]:
     """The EEND-EDA model of a loaded checkpoint (eval mode, on ``device``) and its config."""
-    config = config_of(ckpt)
+    config = config_of(ckpt, where)
     model = build_model(_without_pretrained_source(config))
     _load_weights(
         model, ckpt["model"], f"{where}: weights do not match the model its config describes"
     )
+    _check_finite_weights(model, where)
     return model.to(device).eval(), config
+
+
+def _check_finite_weights(module: torch.nn.Module, where: str) -> None:
+    """A DiarizeError naming the first parameter or buffer holding NaN or inf (a training
+    run that diverged, or a damaged file): such a model outputs nothing but NaN."""
+    for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise DiarizeError(
+                f"{where}: weight {name} holds {bad} NaN/inf value(s) of {tensor.numel()}: "
+                "the training run diverged or the file is damaged"
+            )
 
 
 def load_speaker_encoder(path: str | os.PathLike, device: str | torch.device = "cpu"):
@@ -127,6 +159,7 @@ def speaker_encoder_of(entry: Any, where: str):
     _load_weights(
         encoder, entry["model"], f"{where}: speaker encoder weights do not match its config"
     )
+    _check_finite_weights(encoder, f"{where} speaker encoder")
     return encoder.eval()
 
 

@@ -112,8 +112,8 @@ def test_window_frames_defaults_and_errors():
     assert window_frames(InferConfig(window=20.0, hop=5.0), 0.1, 500) == (200, 50)
     with pytest.raises(DiarizeError, match="hop"):
         window_frames(InferConfig(window=2.0, hop=3.0), 0.1, 500)
-    with pytest.raises(DiarizeError, match="shorter than one frame"):
-        window_frames(InferConfig(window=0.01), 0.1, 500)
+    with pytest.raises(DiarizeError, match=r"window must be 0 .* or at least 1 s, got 0.01"):
+        InferConfig(window=0.01)  # 0.1 s gave an empty RTTM (issue 15)
 
 
 def test_windows_are_cut_from_blocks_read_lazily():
