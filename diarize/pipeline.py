@@ -17,6 +17,7 @@ optional ``hook(stage, artefact, completed=None, total=None)``, as pyannote pipe
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from diarize.inference import (
     stream_windows,
     window_frames,
 )
-from diarize.utils import DiarizeError
+from diarize.utils import DiarizeError, DiarizeWarning
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "default.pt"
 Hook = Callable[..., None]  # hook(stage, artefact, completed=None, total=None)
@@ -120,7 +121,28 @@ class Diarizer:
         result = aggregate(windows, assignment, grid.num_frames, grid.frame_shift, self.config,
                            source.uri, source.duration, source.path)  # fmt: skip
         hook("aggregation", result)
+        _warn_if_fewer(count, result, sum(int((a >= 0).sum()) for a in assignment))
         return result
+
+
+def _warn_if_fewer(count: SpeakerCount, result: Result, local: int) -> None:
+    """A DiarizeWarning when fewer speakers were found than ``count`` asks for, and why:
+    global speakers are made of the windows' ``local`` speakers, and one whose turns were
+    all removed by post-processing is dropped."""
+    wanted = count.num or count.min
+    found = len(result.labels)
+    if not wanted or found >= wanted:
+        return
+    why = (
+        f"its windows hold only {local} local speakers (counted window by window, before "
+        "linking): the most that can be told apart"
+        if local < wanted
+        else "the others kept no speech after post-processing (threshold, median, min_duration_on)"
+    )
+    warnings.warn(
+        DiarizeWarning(f"{result.uri}: {wanted} speakers asked for, {found} found: {why}"),
+        stacklevel=2,
+    )
 
 
 def _no_hook(stage: str, artefact: Any, completed: int | None = None, total: int | None = None):

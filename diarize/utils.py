@@ -21,6 +21,11 @@ class DiarizeError(Exception):
     """An error the user caused (bad file, bad option): the CLI prints it as one line."""
 
 
+class DiarizeWarning(UserWarning):
+    """Something the user should know (a request that could not be met in full): raised
+    with ``warnings.warn``; the CLI prints it as one line, ``diarize <cmd>: warning: ...``."""
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """Open a temporary file beside ``path``; rename it onto ``path`` only on success.

@@ -11,9 +11,10 @@ import argparse
 import importlib
 import importlib.util
 import sys
+import warnings
 
 import diarize
-from diarize.utils import DiarizeError
+from diarize.utils import DiarizeError, DiarizeWarning
 
 COMMANDS = ["run", "evaluate", "score", "simulate", "train", "average", "prepare", "stats"]
 
@@ -86,10 +87,29 @@ def inference_overrides(args: argparse.Namespace) -> dict:
 
 
 def device_of(args: argparse.Namespace) -> str:
-    """``--device``, or cuda when there is one, else cpu."""
+    """``--device``, or cuda when there is one, else cpu; a device this machine does not
+    have is a DiarizeError now, before any model is loaded."""
     import torch
 
-    return args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(args.device)
+    except (RuntimeError, ValueError):
+        raise DiarizeError(
+            f"--device {args.device!r}: not a torch device (cpu, cuda, cuda:1...)"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DiarizeError(f"--device {args.device}: no CUDA device here (use --device cpu)")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise DiarizeError(
+            f"--device {args.device}: only {torch.cuda.device_count()} CUDA device(s) here"
+        )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise DiarizeError(f"--device {args.device}: MPS is not available here (use --device cpu)")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise DiarizeError(f"--device {args.device}: diarize runs on cpu, cuda or mps")
+    return args.device
 
 
 DATA_HELP = (
@@ -137,6 +157,7 @@ def collar(text: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _one_line_warnings(args.command, warnings.showwarning)
     try:
         return int(args.func(args) or 0)
     except DiarizeError as e:
@@ -145,3 +166,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"diarize {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line_warnings(command: str, default):
+    """A ``warnings.showwarning`` printing DiarizeWarnings as ``diarize <cmd>: warning: ...``
+    (others as ``default`` does)."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DiarizeWarning):
+            print(f"diarize {command}: warning: {message}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show

@@ -47,10 +47,13 @@ def aggregate(
     duration: float = 0.0,
     audio: str | None = None,
 ) -> Result:
-    """Stitch the linked ``windows`` of one recording and post-process them."""
+    """Stitch the linked ``windows`` of one recording and post-process them. A global
+    speaker left without a turn is dropped, so the labels run SPEAKER_00, 01... unbroken."""
     probs = stitch(windows, assignment, num_frames)  # (frames, speakers)
-    labels = [f"SPEAKER_{g:02d}" for g in range(probs.shape[1])]
     active = postprocess(probs, config, frame_shift)
+    heard = active.any(axis=0)
+    probs, active = probs[:, heard], active[:, heard]  # (frames, speakers with a turn)
+    labels = [f"SPEAKER_{g:02d}" for g in range(probs.shape[1])]
     return Result(
         uri=uri,
         annotation=labels_to_annotation(active, frame_shift, uri, labels),
