@@ -28,7 +28,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "standard --condition.",
     )
     add_data_options(p)
-    p.add_argument("--model", required=True, metavar="CKPT", help="checkpoint to evaluate")
+    p.add_argument(
+        "--model",
+        metavar="CKPT",
+        help="checkpoint to evaluate (default: the bundled model, diarize/assets/default.pt)",
+    )
     p.add_argument(
         "--collar",
         type=collar,
@@ -64,29 +68,33 @@ def run(args: argparse.Namespace) -> int:
 
     from diarize import Diarizer
     from diarize.cli import device_of, inference_overrides
+    from diarize.cli.progress import ProgressLog
     from diarize.conditions import resolve_setting
     from diarize.data.kaldi import is_protocol_name, load_diarization_set, recording_audio
     from diarize.inference import SpeakerCount
     from diarize.rttm import read_uem, write_rttm
-    from diarize.utils import DiarizeError
+    from diarize.utils import DiarizeError, check_writable
 
     counts = (args.num_speakers, args.min_speakers, args.max_speakers)
     if args.oracle_num_speakers and any(n is not None for n in counts):
         raise DiarizeError("--oracle-num-speakers excludes --num/min/max-speakers")
     SpeakerCount(*counts)  # before any work
     args.collar, args.skip_overlap = resolve_setting(args.condition, args.collar, args.skip_overlap)
+    device = device_of(args)
     data = load_diarization_set(
         args.data, allow_pipes=args.allow_pipes, subset=args.subset, database=args.database
     )
     uems = read_uem(args.uem) if args.uem else set_uems(data)
-    diarizer = Diarizer.from_pretrained(args.model, device_of(args), **inference_overrides(args))
     name = (
         f"{args.data}.{args.subset}"
         if is_protocol_name(args.data)
         else Path(args.data).resolve().name
     )
     out = Path(args.output or f"eval_{name}")
+    check_writable(out, directory=True)
+    diarizer = Diarizer.from_pretrained(args.model, device, **inference_overrides(args))
     hypotheses, failures = {}, []
+    log = ProgressLog("evaluate", len(data), sum(rec.duration for rec in data))
     for rec in tqdm(data, desc="recordings", unit="rec", disable=None, file=sys.stderr):
         if args.oracle_num_speakers:  # the reference's speaker count, this recording only
             counts = (len(rec.annotation.labels()) or None, None, None)
@@ -96,9 +104,12 @@ def run(args: argparse.Namespace) -> int:
         except Exception as e:  # one bad recording must not stop the others
             failures.append(rec.id)
             tqdm.write(f"diarize evaluate: {rec.id}: {_one_line(e)}", file=sys.stderr)
+            log.finish(rec.id, rec.duration)
             continue
         hypotheses[rec.id] = result.annotation
         write_rttm(out / "rttm" / f"{rec.id}.rttm", result.annotation)
+        log.finish(rec.id, rec.duration)
+    log.close()
     return write_report(data, hypotheses, uems, args, out, failures)
 
 
@@ -117,7 +128,7 @@ def write_report(data, hypotheses: dict, uems, args, out: Path, failures: list[s
     else:
         report = score(references, hypotheses, uems, args.collar, args.skip_overlap)
     with atomic_write(out / "der.json") as f:
-        json.dump(report.to_json(), f, indent=2)
+        json.dump(report.to_json(), f, indent=2, allow_nan=False)  # strict JSON
     print(report.format_table())
     print(f"hypotheses: {out / 'all.rttm'}, report: {out / 'der.json'}", file=sys.stderr)
     if failures:

@@ -8,9 +8,16 @@ output is a directory (``<uri>.rttm`` per recording, plus ``<uri>.exclusive.rttm
 after its recording in directory mode, at the end in single-file mode.
 
 A recording that fails is reported on one line and skipped; the others go on, the failures
-are listed at the end and the exit status is 1. ``--workers N`` diarizes N recordings at once
-in threads sharing one model: decoding and resampling of one overlap the forward passes of
-another (worth it on a GPU, or on a CPU with spare cores).
+are listed at the end and the exit status is 1. So is a bad line of a ``wav.scp``
+(``file:line: why``). Inputs, options and the output location are checked before the model
+is loaded. ``--workers N`` diarizes N recordings at once in threads sharing one model:
+decoding and resampling of one overlap the forward passes of another (worth it on a GPU, or
+on a CPU with spare cores).
+
+Ctrl-C stops within about a second (the recordings being diarized stop at their next batch
+of windows, queued ones never start): the recordings already written stay, no temporary is
+left, and the exit status is 130. A recording id with whitespace (RTTM fields cannot hold
+any) is written with ``_`` instead, said once; ``--json`` keeps each recording's audio path.
 """
 
 from __future__ import annotations
@@ -70,36 +77,95 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def collect_recordings(inputs: list[str]) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
-    """``([(uri, audio path)], [(input, error)])`` from files, directories and wav.scp files.
-    A file given by name is kept even if it looks wrong: reading it will say why."""
-    from diarize.audio import is_audio_file
-    from diarize.data.kaldi import read_wav_scp
+def collect_recordings(
+    inputs: list[str],
+) -> tuple[list[tuple[str, Path, float]], list[tuple[str, str]]]:
+    """``([(uri, audio path, seconds)], [(input, error)])`` from files, directories and
+    wav.scp files, every audio header read (a missing or unreadable file fails here, before
+    any model is loaded); a bad wav.scp line is a failure of its own (``file:line``)."""
+    from diarize.audio import audio_info
     from diarize.utils import DiarizeError
 
-    recordings, failures = [], []
+    found, failures = [], []
     for item in inputs:
-        path = Path(item)
         try:
-            if path.is_dir():
-                found = sorted(p for p in path.rglob("*") if p.is_file() and is_audio_file(p))
-                if not found:
-                    raise DiarizeError(f"{path}: directory holds no audio file")
-                recordings += [(p.stem, p) for p in found]
-            elif path.suffix == ".scp" and path.is_file():
-                recordings += [(uri, audio) for uri, (_, audio) in read_wav_scp(path).items()]
-            else:
-                recordings.append((path.stem, path))
+            entries, errors = _expand(Path(item))
         except DiarizeError as e:
-            failures.append((item, str(e)))
-    seen: dict[str, Path] = {}
-    for uri, path in recordings:
+            entries, errors = [], [(item, str(e))]
+        found += entries
+        failures += errors
+    recordings = []
+    for uri, path in found:
+        try:
+            recordings.append((uri, path, audio_info(path).duration))
+        except DiarizeError as e:
+            failures.append((str(path), str(e)))
+    return _safe_uris(recordings), failures
+
+
+def _expand(path: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
+    """(uri, audio path) of one input, and ``("file:line", message)`` of each wav.scp line
+    skipped."""
+    from diarize.audio import is_audio_file
+    from diarize.data.kaldi import scan_wav_scp
+    from diarize.utils import DiarizeError
+
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*") if p.is_file() and is_audio_file(p))
+        if not found:
+            raise DiarizeError(f"{path}: directory holds no audio file")
+        return [(p.stem, p) for p in found], []
+    if path.suffix == ".scp" and path.is_file():
+        entries, errors = scan_wav_scp(path)
+        skipped = [(f"{path}:{lineno}", message) for lineno, message in errors]
+        return [(uri, audio) for uri, (_, audio) in entries.items()], skipped
+    return [(path.stem, path)], []
+
+
+def _safe_uris(recordings: list[tuple[str, Path, float]]) -> list[tuple[str, Path, float]]:
+    """Recording ids fit for RTTM (whitespace becomes ``_``, said once); two recordings
+    with one id are an error (their outputs would collide)."""
+    from diarize.rttm import rttm_name
+    from diarize.utils import DiarizeError
+
+    renamed = [(uri, rttm_name(uri)) for uri, _, _ in recordings if rttm_name(uri) != uri]
+    if renamed:
+        shown = ", ".join(f"{a!r} -> {b!r}" for a, b in renamed[:3])
+        more = f" and {len(renamed) - 3} more" if len(renamed) > 3 else ""
+        print(
+            f"diarize run: warning: RTTM fields cannot hold whitespace; recording id(s) "
+            f"written as {shown}{more}",
+            file=sys.stderr,
+        )
+    out, seen = [], {}
+    for uri, path, seconds in recordings:
+        uri = rttm_name(uri)
         if uri in seen:
             raise DiarizeError(
                 f"recording id {uri!r} names both {seen[uri]} and {path}; outputs would collide"
             )
         seen[uri] = path
-    return recordings, failures
+        out.append((uri, path, seconds))
+    return out
+
+
+def check_outputs(args: argparse.Namespace, out: Path, single: bool, count: int) -> None:
+    """Every output location of ``count`` recordings writable, before any work (one
+    DiarizeError line if not)."""
+    from diarize.utils import DiarizeError, check_writable
+
+    if not single and out.exists() and not out.is_dir():
+        raise DiarizeError(
+            f"{out}: exists and is not a directory (give a directory or a .rttm file)"
+        )
+    check_writable(out, directory=not single)
+    if single:
+        for name in wanted(args)[1:]:
+            check_writable(out.with_suffix(".exclusive.rttm" if name == "exclusive" else ".json"))
+    if args.plot and count == 1:
+        check_writable(args.plot)
+    elif args.plot and single:  # <uri>.png beside PLOT
+        check_writable(Path(args.plot).parent, directory=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,70 +176,106 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise DiarizeError(f"--workers must be >= 1, got {args.workers}")
+    out = Path(args.output)
+    single = out.suffix == ".rttm"
+    SpeakerCount(args.num_speakers, args.min_speakers, args.max_speakers)  # before any work
+    device = device_of(args)
     recordings, failures = collect_recordings(args.inputs)
+    check_outputs(args, out, single, len(recordings))
     total = len(recordings) + len(failures)
     for _, message in failures:
         print(f"diarize run: {message}", file=sys.stderr)
-    SpeakerCount(args.num_speakers, args.min_speakers, args.max_speakers)  # before any work
-    diarizer = Diarizer.from_pretrained(args.model, device_of(args), **inference_overrides(args))
-    out = Path(args.output)
-    single = out.suffix == ".rttm"
-    if not single and out.exists() and not out.is_dir():
-        raise DiarizeError(
-            f"{out}: exists and is not a directory (give a directory or a .rttm file)"
-        )
+    if not recordings:
+        return report(failures, total)  # nothing to diarize: no model to load
+    diarizer = Diarizer.from_pretrained(args.model, device, **inference_overrides(args))
     results = diarize_all(diarizer, recordings, args, failures, None if single else out)
     if single:
         write_single([results[uri] for uri in sorted(results)], args, out, len(recordings))
     return report(failures, total)
 
 
+class Interrupted(Exception):
+    """Raised inside a worker at its next batch of windows once Ctrl-C was pressed."""
+
+
 def diarize_all(diarizer, recordings, args, failures: list, out: Path | None) -> dict:
     """{uri: Result} of the recordings that worked, ``--workers`` at a time; failures are
-    printed and appended to ``failures``. ``out``: write each one there when done."""
+    printed and appended to ``failures``. ``out``: write each one there when done. On
+    Ctrl-C, queued recordings are cancelled, running ones stop at their next batch of
+    windows, and KeyboardInterrupt is raised again once they have."""
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
     from tqdm import tqdm
 
-    from diarize.utils import DiarizeError
+    from diarize.cli.progress import ProgressLog
 
-    results = {}
     overall = tqdm(total=len(recordings), desc="recordings", unit="rec", disable=None, file=sys.stderr)  # fmt: skip
+    log = ProgressLog("run", len(recordings), sum(seconds for _, _, seconds in recordings))
+    stop = threading.Event()
 
-    def work(index: int, uri: str, path: Path):
+    def work(index: int, uri: str, path: Path, seconds: float):
         bar = tqdm(desc=uri, unit="win", leave=False, position=1 + index % args.workers,
                    disable=None, file=sys.stderr)  # fmt: skip
         try:
+            hook = progress_hook(bar, log, uri, seconds, stop)
             result = diarizer(path, args.num_speakers, args.min_speakers, args.max_speakers,
-                              hook=progress_hook(bar), uri=uri)  # fmt: skip
+                              hook=hook, uri=uri)  # fmt: skip
             if out is not None:
                 write_outputs(result, args, out, len(recordings))
             return result
         finally:
             bar.close()
 
-    with ThreadPoolExecutor(max_workers=args.workers) as pool:
-        futures = [(path, pool.submit(work, i, uri, path)) for i, (uri, path) in enumerate(recordings)]  # fmt: skip
-        for path, future in futures:
-            try:
-                result = future.result()
-                results[result.uri] = result
-            except Exception as e:  # one bad recording must not stop the others
-                message = str(e) if isinstance(e, DiarizeError) else f"{path}: {_one_line(e)}"
-                failures.append((str(path), message))
-                tqdm.write(f"diarize run: {message}", file=sys.stderr)
-            overall.update(1)
+    pool = ThreadPoolExecutor(max_workers=args.workers)
+    try:
+        futures = [(uri, path, seconds, pool.submit(work, i, uri, path, seconds))
+                   for i, (uri, path, seconds) in enumerate(recordings)]  # fmt: skip
+        results = _collect(futures, failures, log, overall)
+    except KeyboardInterrupt:
+        stop.set()  # running recordings stop at their next batch, queued ones never start
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
     overall.close()
+    log.close()
     return results
 
 
-def progress_hook(bar):
-    """A Diarizer hook that moves ``bar`` (a tqdm) over the windows of one recording."""
+def _collect(futures: list, failures: list, log, overall) -> dict:
+    """{uri: Result} of the futures that worked, in submission order; the failures printed
+    and appended to ``failures``."""
+    from tqdm import tqdm
+
+    from diarize.utils import DiarizeError
+
+    results = {}
+    for uri, path, seconds, future in futures:
+        try:
+            result = future.result()
+            results[result.uri] = result
+        except Exception as e:  # one bad recording must not stop the others
+            message = str(e) if isinstance(e, DiarizeError) else f"{path}: {_one_line(e)}"
+            failures.append((str(path), message))
+            tqdm.write(f"diarize run: {message}", file=sys.stderr)
+        log.finish(uri, seconds)
+        overall.update(1)
+    return results
+
+
+def progress_hook(bar, log=None, key=None, seconds: float = 0.0, stop=None):
+    """A Diarizer hook that moves ``bar`` (a tqdm) over the windows of one recording, tells
+    ``log`` (a ProgressLog) how far into its ``seconds`` of audio it is, and raises
+    :class:`Interrupted` once ``stop`` (a threading.Event) is set."""
 
     def hook(stage: str, artefact, completed: int | None = None, total: int | None = None):
+        if stop is not None and stop.is_set():
+            raise Interrupted
         if stage == "local":
             bar.total, bar.n = total, completed
             bar.refresh()
+            if log is not None and total:
+                log.advance(key, seconds * completed / total)
 
     return hook
 

@@ -190,24 +190,56 @@ def read_wav_scp(path: Path, allow_pipes: bool = False) -> dict[str, tuple[int, 
     """``{rec-id: (line number, audio path or Pipe)}``; relative paths are resolved against
     the directory of ``wav.scp``. Missing files are errors, and so are piped commands unless
     ``allow_pipes``."""
-    out = {}
-    for rec, (lineno, (where,)) in _table(path, 2, rest=True).items():
-        if where.endswith("|"):
-            if not allow_pipes:
+    return {
+        rec: (lineno, _wav_scp_audio(path, lineno, rec, where, allow_pipes))
+        for rec, (lineno, (where,)) in _table(path, 2, rest=True).items()
+    }
+
+
+def scan_wav_scp(
+    path: Path, allow_pipes: bool = False
+) -> tuple[dict[str, tuple[int, Path | Pipe]], list[tuple[int, str]]]:
+    """:func:`read_wav_scp` that skips bad lines instead of rejecting the file:
+    ``(entries, errors)``, errors as ``(line number, "file:line: why")`` for each line
+    skipped (wrong field count, duplicate id, missing audio, pipe). For ``diarize run``,
+    which diarizes the rest; an unreadable file is still a :class:`DiarizeError`."""
+    entries: dict[str, tuple[int, Path | Pipe]] = {}
+    errors = []
+    for lineno, line in text_lines(path):
+        fields = line.split(None, 1)
+        try:
+            if len(fields) != 2:
                 raise DiarizeError(
-                    f"{path}:{lineno}: recording {rec!r} is a piped command ({where!r}); "
-                    "pass --allow-pipes to run the commands of this file (diarize evaluate, "
-                    "diarize stats), or write the audio to a file and list its path"
+                    f"{path}:{lineno}: expected 2 fields, got {len(fields)}: {line!r}"
                 )
-            out[rec] = (lineno, Pipe(where[:-1].strip()))
-            continue
-        audio = Path(where) if Path(where).is_absolute() else path.parent / where
-        if not audio.is_file():
+            rec, where = fields
+            if rec in entries:
+                raise DiarizeError(
+                    f"{path}:{lineno}: duplicate id {rec!r} (first on line {entries[rec][0]})"
+                )
+            entries[rec] = (lineno, _wav_scp_audio(path, lineno, rec, where, allow_pipes))
+        except DiarizeError as e:
+            errors.append((lineno, str(e)))
+    return entries, errors
+
+
+def _wav_scp_audio(path: Path, lineno: int, rec: str, where: str, allow_pipes: bool) -> Path | Pipe:
+    """The audio of one wav.scp entry: a file (relative to the wav.scp) that must exist, or
+    a Pipe when ``allow_pipes``."""
+    if where.endswith("|"):
+        if not allow_pipes:
             raise DiarizeError(
-                f"{path}:{lineno}: audio file {audio} of recording {rec!r} does not exist"
+                f"{path}:{lineno}: recording {rec!r} is a piped command ({where!r}); "
+                "pass --allow-pipes to run the commands of this file (diarize evaluate, "
+                "diarize stats), or write the audio to a file and list its path"
             )
-        out[rec] = (lineno, audio)
-    return out
+        return Pipe(where[:-1].strip())
+    audio = Path(where) if Path(where).is_absolute() else path.parent / where
+    if not audio.is_file():
+        raise DiarizeError(
+            f"{path}:{lineno}: audio file {audio} of recording {rec!r} does not exist"
+        )
+    return audio
 
 
 # --- diarization sets --------------------------------------------------------------------
