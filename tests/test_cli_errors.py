@@ -347,7 +347,7 @@ def test_more_speakers_than_the_model_finds_is_a_warning(models, tmp_path, capsy
 
 def test_progress_lines_when_stderr_is_not_a_terminal(models, tmp_path, monkeypatch, capsys):
     """12. No progress bar off a terminal, but a line every few seconds (here: every call)."""
-    monkeypatch.setattr("diarize.cli.progress.EVERY", 0.0)
+    monkeypatch.setattr("diarize.cli.PROGRESS_EVERY", 0.0)
     for name in ("a", "b"):
         noise(tmp_path / f"{name}.wav", seconds=6.0)
     argv = ["run", str(tmp_path / "a.wav"), str(tmp_path / "b.wav"), "-o", str(tmp_path / "o"),

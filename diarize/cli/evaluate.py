@@ -67,8 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from diarize import Diarizer
-    from diarize.cli import device_of, inference_overrides
-    from diarize.cli.progress import ProgressLog
+    from diarize.cli import ProgressLog, device_of, inference_overrides
     from diarize.conditions import resolve_setting
     from diarize.data.kaldi import is_protocol_name, load_diarization_set, recording_audio
     from diarize.inference import SpeakerCount

@@ -208,7 +208,7 @@ def diarize_all(diarizer, recordings, args, failures: list, out: Path | None) ->
 
     from tqdm import tqdm
 
-    from diarize.cli.progress import ProgressLog
+    from diarize.cli import ProgressLog
 
     overall = tqdm(total=len(recordings), desc="recordings", unit="rec", disable=None, file=sys.stderr)  # fmt: skip
     log = ProgressLog("run", len(recordings), sum(seconds for _, _, seconds in recordings))
