@@ -163,57 +163,103 @@ def turn_groups(
     ``max_cost``; groups with fewer than ``min_group`` frames alone then join the group closest
     to them. -> (frames,) group of each frame (that of the nearest grouped turn), or None
     when the turns stay one group."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], active.astype(np.int8), [0]])))
-    runs = zip(edges[::2], edges[1::2], strict=True)
-    turns = [(s, e) for s, e in runs if alone[s:e].sum() >= min_turn]
+    turns = _turns(active, alone, min_turn)
     if len(turns) < 2:
         return None
-    mel = np.zeros((len(turns), N_MELS))  # sums over the frames alone
-    frames = np.zeros(len(turns))
-    f0 = np.zeros(len(turns))  # sums of f0_weight x log F0 over voiced frames alone
-    voiced = np.zeros(len(turns))
-    for i, (s, e) in enumerate(turns):
-        x = features[s:e][alone[s:e]]
-        mel[i], frames[i] = x[:, :N_MELS].sum(0), len(x)
-        pitch = x[:, N_MELS][~np.isnan(x[:, N_MELS])]
-        f0[i], voiced[i] = f0_weight * pitch.sum(), len(pitch)
-    members = [[i] for i in range(len(turns))]
-
-    def cost(a: int, b: int, pooled: bool = True) -> float:
-        d = np.square(mel[a] / frames[a] - mel[b] / frames[b]).sum()
-        if voiced[a] and voiced[b]:
-            d += (f0[a] / voiced[a] - f0[b] / voiced[b]) ** 2
-        return frames[a] * frames[b] / (frames[a] + frames[b]) * d if pooled else d
-
-    def merge(a: int, b: int) -> None:
-        mel[a] += mel[b]
-        frames[a] += frames[b]
-        f0[a] += f0[b]
-        voiced[a] += voiced[b]
-        members[a] += members[b]
-        members[b] = []
-
-    while True:
-        alive = [i for i, m in enumerate(members) if m]
-        pairs = [(cost(a, b), a, b) for i, a in enumerate(alive) for b in alive[i + 1 :]]
-        if not pairs or min(pairs)[0] >= max_cost:
-            break
-        merge(*min(pairs)[1:])
-    while True:
-        alive = [i for i, m in enumerate(members) if m]
-        small = [i for i in alive if frames[i] < min_group]
-        if len(alive) < 2 or not small:
-            break
-        a = min(small, key=lambda i: frames[i])
-        merge(min((i for i in alive if i != a), key=lambda i: cost(i, a, pooled=False)), a)
-    alive = [i for i, m in enumerate(members) if m]
+    groups = _TurnGroups.of_turns(features, alone, turns, f0_weight)
+    groups.merge_below(max_cost)
+    groups.absorb_smaller_than(min_group)
+    alive = groups.alive()
     if len(alive) < 2:
         return None
-    label = np.empty(len(turns), dtype=np.int64)
+    label = np.empty(len(turns), dtype=np.int64)  # (turns,) group of each turn
     for g, i in enumerate(alive):
-        label[members[i]] = g
+        label[groups.members[i]] = g
+    return label[_nearest_turn(turns, len(active))]
+
+
+def _turns(active: np.ndarray, alone: np.ndarray, min_turn: int) -> list[tuple[int, int]]:
+    """(start, end) frames of the runs of ``active`` with at least ``min_turn`` frames alone."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], active.astype(np.int8), [0]])))
+    runs = zip(edges[::2], edges[1::2], strict=True)
+    return [(s, e) for s, e in runs if alone[s:e].sum() >= min_turn]
+
+
+def _nearest_turn(turns: list[tuple[int, int]], num_frames: int) -> np.ndarray:
+    """(frames,) index of the turn nearest to each frame (0 inside a turn; first on ties)."""
     starts = np.array([s for s, _ in turns])
     ends = np.array([e - 1 for _, e in turns])
-    t = np.arange(len(active))[:, None]
+    t = np.arange(num_frames)[:, None]
     gap = np.maximum(np.maximum(starts[None, :] - t, t - ends[None, :]), 0)  # (frames, turns)
-    return label[np.argmin(gap, axis=1)]
+    return np.argmin(gap, axis=1)
+
+
+class _TurnGroups:
+    """Groups of turns during :func:`turn_groups`' clustering: sums over the frames alone.
+
+    Group ``i`` holds the turns ``members[i]`` (empty once merged into another); ``mel``
+    (groups, N_MELS) and ``frames`` (groups,) sum the log-mel and count the frames alone,
+    ``f0`` and ``voiced`` (groups,) sum ``f0_weight x log F0`` and count the voiced ones."""
+
+    def __init__(self, mel: np.ndarray, frames: np.ndarray, f0: np.ndarray, voiced: np.ndarray):
+        self.mel, self.frames, self.f0, self.voiced = mel, frames, f0, voiced
+        self.members = [[i] for i in range(len(frames))]
+
+    @classmethod
+    def of_turns(
+        cls,
+        features: np.ndarray,
+        alone: np.ndarray,
+        turns: list[tuple[int, int]],
+        f0_weight: float,
+    ) -> _TurnGroups:
+        """One group per turn, from its frames alone."""
+        mel = np.zeros((len(turns), N_MELS))
+        frames, f0, voiced = np.zeros(len(turns)), np.zeros(len(turns)), np.zeros(len(turns))
+        for i, (s, e) in enumerate(turns):
+            x = features[s:e][alone[s:e]]  # (frames alone, N_MELS + 1)
+            mel[i], frames[i] = x[:, :N_MELS].sum(0), len(x)
+            pitch = x[:, N_MELS][~np.isnan(x[:, N_MELS])]
+            f0[i], voiced[i] = f0_weight * pitch.sum(), len(pitch)
+        return cls(mel, frames, f0, voiced)
+
+    def alive(self) -> list[int]:
+        return [i for i, m in enumerate(self.members) if m]
+
+    def cost(self, a: int, b: int, pooled: bool = True) -> float:
+        """Ward's cost of merging ``a`` and ``b`` (``pooled=False``: the squared distance)."""
+        d = np.square(self.mel[a] / self.frames[a] - self.mel[b] / self.frames[b]).sum()
+        if self.voiced[a] and self.voiced[b]:
+            d += (self.f0[a] / self.voiced[a] - self.f0[b] / self.voiced[b]) ** 2
+        if not pooled:
+            return d
+        return self.frames[a] * self.frames[b] / (self.frames[a] + self.frames[b]) * d
+
+    def merge(self, a: int, b: int) -> None:
+        """Group ``b`` joins group ``a``."""
+        self.mel[a] += self.mel[b]
+        self.frames[a] += self.frames[b]
+        self.f0[a] += self.f0[b]
+        self.voiced[a] += self.voiced[b]
+        self.members[a] += self.members[b]
+        self.members[b] = []
+
+    def merge_below(self, max_cost: float) -> None:
+        """Merge the cheapest pair while it costs less than ``max_cost``."""
+        while True:
+            alive = self.alive()
+            pairs = [(self.cost(a, b), a, b) for i, a in enumerate(alive) for b in alive[i + 1 :]]
+            if not pairs or min(pairs)[0] >= max_cost:
+                return
+            self.merge(*min(pairs)[1:])
+
+    def absorb_smaller_than(self, min_group: int) -> None:
+        """The smallest group under ``min_group`` frames joins the closest one, until none is."""
+        while True:
+            alive = self.alive()
+            small = [i for i in alive if self.frames[i] < min_group]
+            if len(alive) < 2 or not small:
+                return
+            a = min(small, key=lambda i: self.frames[i])
+            others = (i for i in alive if i != a)
+            self.merge(min(others, key=lambda i: self.cost(i, a, pooled=False)), a)
