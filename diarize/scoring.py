@@ -519,56 +519,110 @@ def md_eval_skip_overlap(uem: list[Region], reference: list[Turn]) -> list[Regio
     return regions
 
 
+_BGM_PRECISION, _BGM_INF = 1e-12, 1e30  # md-eval's BGM tolerance and "infinity"
+
+
 def _bipartite_match(score: dict[str, dict[str, float]]) -> dict[str, str]:
     """md-eval's ``weighted_bipartite_graph_match``: the ``{row: column}`` pairing of least
     total ``score`` (missing entries cannot pair), rows and columns in Perl ``sort`` order,
     with its tie-breaking: the first zero in row, then column order wins."""
     if not score:
         return {}
-    precision, inf = 1e-12, 1e30
-    rows = sorted(score)
-    cols = sorted({name for row in score.values() for name in row})
-    min_score = min(v for row in score.values() for v in row.values())
-    reverse = len(rows) < len(cols)  # md-eval searches the smaller side as columns
-    cost: dict[str, dict[str, float]] = {}
-    for r in rows:
-        for name, v in score[r].items():
-            a, b = (name, r) if reverse else (r, name)
-            cost.setdefault(a, {})[b] = v - min_score
-    rows = rows + [_unused("miss", score)]
-    cols = cols + [_unused("fa", set(cols))]
-    if reverse:
-        rows, cols = cols, rows
-    nrows, ncols = len(rows), len(cols)
-    n = max(nrows, ncols)
-    no_match = -min_score * (1 + precision)
+    c_at = _BgmCosts(score)
+    n = c_at.n
+    row_mate, col_mate, row_dec, unchosen = _bgm_greedy(c_at, n)  # 2. initial greedy stage
+    col_inc = _bgm_augment(c_at, n, row_mate, col_mate, row_dec, unchosen)  # 3. stages
+    if not _check_matching(c_at, n, col_mate, row_dec, col_inc, _BGM_PRECISION):
+        return {}  # md-eval warns "BGM: ..." and maps nobody
+    return c_at.mapping(row_mate)
 
-    def c_at(k: int, c: int) -> float:
-        row = rows[k] if k < nrows else None
-        col = cols[c] if c < ncols else None
-        value = cost.get(row, {}).get(col) if row is not None and col is not None else None
-        return (no_match if value is None else value) - col_min[c]
 
-    col_min = [no_match] * n  # 1. subtract the column minima
-    for c in range(ncols):
-        for row in cost.values():
-            if cols[c] in row and row[cols[c]] < col_min[c]:
-                col_min[c] = row[cols[c]]
-    row_mate: list[int | None] = [None] * n  # 2. initial greedy stage
-    col_mate, row_dec, col_inc, slack = [0] * n, [0.0] * n, [0.0] * n, [inf] * n
-    parent_row, slack_row, unchosen = [-1] * n, [0] * n, []
+class _BgmCosts:
+    """md-eval's BGM cost matrix, (n, n) with ``n = max(rows, columns)``: ``self(k, c)`` is
+    the cost of row ``k`` and column ``c`` less the column's minimum (1. of the algorithm).
+
+    The costs are ``score - min(score)``; md-eval adds a dummy row ("miss") and column ("fa"),
+    searches the smaller side as columns, and gives pairs without a score (and the padding
+    beyond the rows or columns) the cost ``no_match``."""
+
+    def __init__(self, score: dict[str, dict[str, float]]):
+        rows = sorted(score)
+        cols = sorted({name for row in score.values() for name in row})
+        min_score = min(v for row in score.values() for v in row.values())
+        self.reverse = len(rows) < len(cols)  # md-eval searches the smaller side as columns
+        self.cost: dict[str, dict[str, float]] = {}
+        for r in rows:
+            for name, v in score[r].items():
+                a, b = (name, r) if self.reverse else (r, name)
+                self.cost.setdefault(a, {})[b] = v - min_score
+        rows = rows + [_unused("miss", score)]
+        cols = cols + [_unused("fa", set(cols))]
+        self.rows, self.cols = (cols, rows) if self.reverse else (rows, cols)
+        self.n = max(len(self.rows), len(self.cols))
+        self.no_match = -min_score * (1 + _BGM_PRECISION)
+        self.col_min = self._column_minima()
+
+    def _column_minima(self) -> list[float]:
+        col_min = [self.no_match] * self.n
+        for c, name in enumerate(self.cols):
+            for row in self.cost.values():
+                if name in row and row[name] < col_min[c]:
+                    col_min[c] = row[name]
+        return col_min
+
+    def __call__(self, k: int, c: int) -> float:
+        row = self.rows[k] if k < len(self.rows) else None
+        col = self.cols[c] if c < len(self.cols) else None
+        value = self.cost.get(row, {}).get(col) if row is not None and col is not None else None
+        return (self.no_match if value is None else value) - self.col_min[c]
+
+    def mapping(self, row_mate: list[int | None]) -> dict[str, str]:
+        """``{score row: score column}`` of the matched pairs that have a score."""
+        mapping = {}
+        for c, k in enumerate(row_mate):
+            row = self.rows[k] if k < len(self.rows) else None
+            col = self.cols[c] if c < len(self.cols) else None
+            if row is not None and col is not None and col in self.cost.get(row, {}):
+                mapping.update({col: row} if self.reverse else {row: col})
+        return mapping
+
+
+def _bgm_greedy(c_at: _BgmCosts, n: int) -> tuple[list, list[int], list[float], list[int]]:
+    """md-eval's initial greedy stage: each row takes the first free column of its minimum.
+
+    -> (row_mate (columns,): row of each column or None, col_mate (rows,): column of each
+    row or -1, row_dec (rows,): each row's minimum, unchosen: the rows left unmatched)."""
+    row_mate: list[int | None] = [None] * n
+    col_mate, row_dec, unchosen = [0] * n, [0.0] * n, []
     for k in range(n):
-        row_dec[k] = min([no_match, *(c_at(k, c) for c in range(ncols))])
+        row_dec[k] = min([c_at.no_match, *(c_at(k, c) for c in range(len(c_at.cols)))])
         free = [c for c in range(n) if c_at(k, c) == row_dec[k] and row_mate[c] is None]
         if free:
             col_mate[k], row_mate[free[0]] = free[0], k
         else:
             col_mate[k] = -1
             unchosen.append(k)
+    return row_mate, col_mate, row_dec, unchosen
+
+
+def _bgm_augment(
+    c_at: _BgmCosts,
+    n: int,
+    row_mate: list,
+    col_mate: list[int],
+    row_dec: list[float],
+    unchosen: list[int],
+) -> list[float]:
+    """md-eval's stages: grow a forest of tight edges until a free column, then flip the
+    alternating path, until every row is matched (updates the matching in place).
+
+    -> col_inc (columns,): what each column's dual grew by."""
+    col_inc, slack = [0.0] * n, [_BGM_INF] * n
+    parent_row, slack_row = [-1] * n, [0] * n
     unmatched = len(unchosen)
-    while unmatched:  # 3. stages: grow a forest of tight edges until a free column
+    while unmatched:
         k, c = _hungarian_stage(
-            c_at, n, row_mate, row_dec, col_inc, slack, parent_row, slack_row, unchosen, inf
+            c_at, n, row_mate, row_dec, col_inc, slack, parent_row, slack_row, unchosen, _BGM_INF
         )
         while True:  # update the matching along the alternating path
             j = col_mate[k]
@@ -577,16 +631,9 @@ def _bipartite_match(score: dict[str, dict[str, float]]) -> dict[str, str]:
                 break
             k, c = parent_row[j], j
         unmatched -= 1
-        parent_row[:], slack[:] = [-1] * n, [inf] * n
+        parent_row[:], slack[:] = [-1] * n, [_BGM_INF] * n
         unchosen[:] = [k for k in range(n) if col_mate[k] < 0]
-    if not _check_matching(c_at, n, col_mate, row_dec, col_inc, precision):
-        return {}  # md-eval warns "BGM: ..." and maps nobody
-    mapping = {}
-    for c, k in enumerate(row_mate):
-        row, col = rows[k] if k < nrows else None, cols[c] if c < ncols else None
-        if row is not None and col is not None and col in cost.get(row, {}):
-            mapping.update({col: row} if reverse else {row: col})
-    return mapping
+    return col_inc
 
 
 def _hungarian_stage(
