@@ -1,162 +1,146 @@
-"""``diarize simulate``: simulated conversations from a single-speaker corpus."""
+"""``diarize simulate``: simulated conversations from a single-speaker corpus.
+
+Every option that sets a :class:`diarize.data.simulate.SimulationConfig` field has that
+field's name as its ``dest`` and no default of its own: an option not given is absent from
+the arguments and the field keeps its default, which ``--help`` shows (it reads them only when
+help is printed, so building the parser stays light)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+
+DESCRIPTION = (
+    "Simulate conversations as Fujita et al. (2019): per mixture N speakers (N drawn from "
+    "--speakers), each with 10-20 utterances separated by exponential pauses of mean --beta "
+    "seconds, summed, reverberated with probability --rir-prob and mixed with noise at an SNR "
+    "drawn from --snr. SOURCE is a Kaldi-style directory (wav.scp [+ segments] + utt2spk "
+    "[+ spk2person]); OUT becomes a diarization directory (wav/, rttm, wav.scp, reco2dur). "
+    "Rerunning with the same arguments resumes."
+)
+MODES = (
+    "mixture: independent speakers with exponential pauses (Fujita et al.); "
+    "conversation: turn-taking with drawn pauses and overlaps (Landini et al. 2022); "
+    "meeting: --meeting-minutes of conversations of 2-4 of the N persons, who come and go"
+)
+SHOWN_DEFAULTS = {"noises": "synthetic", "rirs": "synthetic"}  # what an empty tuple means
+FILE_LISTS = ("noises", "rirs", "events")  # fields given as files or directories
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "simulate",
         help="simulate multi-speaker conversations or mixtures from single-speaker speech",
-        description="Simulate conversations as Fujita et al. (2019): per mixture N speakers "
-        "(N drawn from --speakers), each with 10-20 utterances separated by exponential pauses "
-        "of mean --beta seconds, summed, reverberated with probability --rir-prob and mixed "
-        "with noise at an SNR drawn from --snr. SOURCE is a Kaldi-style directory (wav.scp "
-        "[+ segments] + utt2spk [+ spk2person]); OUT becomes a diarization directory (wav/, "
-        "rttm, wav.scp, reco2dur). Rerunning with the same arguments resumes.",
+        description=DESCRIPTION,
+        formatter_class=ConfigDefaultsFormatter,
+        argument_default=argparse.SUPPRESS,  # not given: SimulationConfig's default
     )
     p.add_argument("source", help="single-speaker corpus directory")
     p.add_argument("out", help="output directory")
     p.add_argument("--num-mixtures", type=int, required=True, help="mixtures to make")
-    p.add_argument(
-        "--speakers",
-        type=int,
-        nargs="+",
-        default=[1, 2, 3, 4],
-        help="speaker counts (default 1 2 3 4)",
-    )
-    p.add_argument("--beta", type=float, default=2.0, help="mean pause in seconds (default 2)")
-    p.add_argument(
-        "--min-utts", type=int, default=10, help="utterances per speaker, min (default 10)"
-    )
-    p.add_argument(
-        "--max-utts", type=int, default=20, help="utterances per speaker, max (default 20)"
-    )
-    p.add_argument(
-        "--noise",
-        nargs="+",
-        default=["synthetic"],
-        metavar="DIR_OR_FILE",
-        help="noise files or directories, or 'synthetic' (coloured noise; default)",
-    )
-    p.add_argument(
-        "--snr",
-        type=float,
-        nargs="+",
-        default=[5, 10, 15, 20],
-        help="SNRs in dB (default 5 10 15 20)",
-    )
-    p.add_argument(
-        "--rir",
-        nargs="+",
-        default=[],
-        metavar="DIR_OR_FILE",
-        help="RIR files or directories (default: synthetic)",
-    )
-    p.add_argument(
-        "--rir-prob", type=float, default=0.5, help="probability of reverberation (default 0.5)"
-    )
-    p.add_argument(
+    _add_speaker_options(p.add_argument_group("speakers and utterances"))
+    _add_acoustic_options(p.add_argument_group("room, noise and channel"))
+    _add_conversation_options(p.add_argument_group("conversations and meetings"))
+    _add_run_options(p.add_argument_group("output and run"))
+    p.set_defaults(func=run)
+
+
+def _add_speaker_options(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--speakers", type=int, nargs="+", help="speaker counts, drawn per mixture")
+    g.add_argument("--beta", type=float, help="mean pause in seconds")
+    g.add_argument("--min-utts", type=int, help="utterances per speaker, min")
+    g.add_argument("--max-utts", type=int, help="utterances per speaker, max")
+    g.add_argument(
         "--activity",
         choices=["vad", "segments"],
-        default="vad",
-        help="speech regions from an energy VAD (default) or the whole utterance (tight segments)",
+        help="speech regions from an energy VAD or the whole utterance (tight segments)",
     )
-    p.add_argument(
-        "--mode",
-        choices=["mixture", "conversation", "meeting"],
-        default="mixture",
-        help="mixture: independent speakers with exponential pauses (Fujita et al.); "
-        "conversation: turn-taking with drawn pauses and overlaps (Landini et al. 2022); "
-        "meeting: --meeting-minutes of conversations of 2-4 of the N persons, who come and go",
+    g.add_argument(
+        "--speaker-list",
+        default=None,
+        help="file of speaker or person ids to draw from (one per line)",
     )
-    p.add_argument(
-        "--meeting-minutes", type=float, default=20.0, help="meeting: length in minutes (20)"
+    g.add_argument("--gain-db", type=float, help="speaker levels within +- this (dB)")
+
+
+def _add_acoustic_options(g: argparse._ArgumentGroup) -> None:
+    g.add_argument(
+        "--noise",
+        dest="noises",
+        nargs="+",
+        metavar="DIR_OR_FILE",
+        help="noise files or directories, or 'synthetic' for coloured noise",
     )
-    p.add_argument(
-        "--pause-mean",
+    g.add_argument("--snr", dest="snrs", type=float, nargs="+", metavar="SNR", help="SNRs in dB")
+    g.add_argument(
+        "--rir", dest="rirs", nargs="+", metavar="DIR_OR_FILE", help="RIR files or directories"
+    )
+    g.add_argument("--rir-prob", type=float, help="probability of reverberation")
+    g.add_argument(
+        "--channel-prob",
         type=float,
-        default=0.6,
-        help="conversation: mean pause at a change of speaker (s)",
+        help="probability of a channel effect (EQ, band limit, telephone, codec)",
     )
-    p.add_argument(
-        "--same-pause-mean",
-        type=float,
-        default=0.4,
-        help="conversation: mean pause when a speaker goes on (s)",
+    g.add_argument(
+        "--events", nargs="+", metavar="DIR_OR_FILE", help="non-speech sounds added unlabelled"
     )
-    p.add_argument(
+    g.add_argument("--event-rate", type=float, help="non-speech events per minute")
+
+
+def _add_conversation_options(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--mode", choices=["mixture", "conversation", "meeting"], help=MODES)
+    g.add_argument("--meeting-minutes", type=float, help="meeting: length in minutes")
+    g.add_argument(
+        "--pause-mean", type=float, help="conversation: mean pause at a change of speaker (s)"
+    )
+    g.add_argument(
+        "--same-pause-mean", type=float, help="conversation: mean pause when a speaker goes on (s)"
+    )
+    g.add_argument(
         "--overlap-prob",
         type=float,
-        default=0.85,
         help="conversation: probability that a change of speaker overlaps",
     )
-    p.add_argument(
-        "--overlap-mean", type=float, default=2.75, help="conversation: mean overlap (s)"
-    )
-    p.add_argument(
+    g.add_argument("--overlap-mean", type=float, help="conversation: mean overlap (s)")
+    g.add_argument(
         "--turns-from",
         nargs="+",
         default=[],
         metavar="RTTM",
         help="conversation: draw pauses and overlaps from these reference RTTMs instead",
     )
-    p.add_argument("--gain-db", type=float, default=0.0, help="speaker levels within +- this (dB)")
-    p.add_argument(
-        "--channel-prob",
-        type=float,
-        default=0.0,
-        help="probability of a channel effect (EQ, band limit, telephone, codec)",
-    )
-    p.add_argument(
-        "--events",
-        nargs="+",
-        default=[],
-        metavar="DIR_OR_FILE",
-        help="non-speech sounds added unlabelled",
-    )
-    p.add_argument("--event-rate", type=float, default=0.0, help="non-speech events per minute")
-    p.add_argument(
-        "--speaker-list", help="file of speaker or person ids to draw from (one per line)"
-    )
-    p.add_argument("--prefix", default="mix", help="recording id prefix (default mix)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
-    p.set_defaults(func=run)
+
+
+def _add_run_options(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--prefix", help="recording id prefix")
+    g.add_argument("--seed", type=int, help="random seed")
+    g.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+
+
+class ConfigDefaultsFormatter(argparse.HelpFormatter):
+    """Help with "(default: ...)" after each option that sets a ``SimulationConfig`` field:
+    the field's default, read when help is printed."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        defaults = _config_defaults()
+        if action.required or action.dest not in defaults:
+            return action.help
+        value = defaults[action.dest]
+        if isinstance(value, tuple):
+            value = " ".join(map(str, value)) or SHOWN_DEFAULTS.get(action.dest, "none")
+        return f"{action.help} (default: {value})"
+
+
+def _config_defaults() -> dict[str, object]:
+    from diarize.data.simulate import SimulationConfig
+
+    return {f.name: f.default for f in dataclasses.fields(SimulationConfig)}
 
 
 def run(args: argparse.Namespace) -> int:
-    from diarize.data.simulate import SimulationConfig, audio_files, read_list, simulate
+    from diarize.data.simulate import SimulationConfig, read_list, simulate
 
-    noises = [] if args.noise == ["synthetic"] else audio_files(args.noise)  # may mix both
-    turn_gaps, same_gaps = _gaps(args.turns_from)
-    config = SimulationConfig(
-        num_mixtures=args.num_mixtures,
-        speakers=tuple(args.speakers),
-        beta=args.beta,
-        min_utts=args.min_utts,
-        max_utts=args.max_utts,
-        snrs=tuple(args.snr),
-        noises=tuple(noises),
-        rirs=tuple(audio_files(args.rir)),
-        rir_prob=args.rir_prob,
-        activity=args.activity,
-        mode=args.mode,
-        meeting_minutes=args.meeting_minutes,
-        pause_mean=args.pause_mean,
-        same_pause_mean=args.same_pause_mean,
-        overlap_prob=args.overlap_prob,
-        overlap_mean=args.overlap_mean,
-        turn_gaps=tuple(turn_gaps),
-        same_gaps=tuple(same_gaps),
-        gain_db=args.gain_db,
-        channel_prob=args.channel_prob,
-        events=tuple(audio_files(args.events)),
-        event_rate=args.event_rate,
-        seed=args.seed,
-        prefix=args.prefix,
-    )
+    config = SimulationConfig(**_config_values(args))
     speakers = read_list(args.speaker_list) if args.speaker_list else None
     stats = simulate(args.source, args.out, config, speakers, workers=args.workers)
     print(
@@ -167,10 +151,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_values(args: argparse.Namespace) -> dict[str, object]:
+    """The ``SimulationConfig`` fields given on the command line, as the config takes them."""
+    from diarize.data.simulate import SYNTHETIC, audio_files
+
+    values = {k: v for k, v in vars(args).items() if k in _config_defaults()}
+    if values.get("noises") == [SYNTHETIC]:
+        values["noises"] = []  # synthetic noise only: the config's empty list
+    for name in FILE_LISTS:
+        if name in values:
+            values[name] = audio_files(values[name])  # may mix files and 'synthetic'
+    if args.turns_from:
+        values["turn_gaps"], values["same_gaps"] = _gaps(args.turns_from)
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
+
 def _gaps(rttms: list[str]) -> tuple[list[float], list[float]]:
-    """Speaker-change and same-speaker gaps of reference RTTMs (empty lists without any)."""
-    if not rttms:
-        return [], []
+    """Speaker-change and same-speaker gaps of reference RTTMs."""
     from diarize.data.simulate import gaps_from_rttm
     from diarize.rttm import read_rttm
     from diarize.utils import DiarizeError
