@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from diarize.checkpoint import build_model, config_of, load_checkpoint, save_checkpoint
-from diarize.config import ExperimentConfig, to_yaml
+from diarize.config import ExperimentConfig, to_dict, to_yaml
 from diarize.losses import attractor_existence_loss, pit_bce_loss
 from diarize.utils import DiarizeError, atomic_write, set_seed
 
@@ -185,8 +185,9 @@ def make_loader(
 
 # ----------------------------------------------------------------------------- run directory
 def prepare_run(config: ExperimentConfig, resume: bool, is_main: bool) -> tuple[Path, list]:
-    """Create ``train.out_dir`` with its log and resolved ``config.yaml``; -> (the
-    directory, its epoch checkpoints). Checkpoints there need ``resume``."""
+    """Create ``train.out_dir`` with its log; -> (the directory, its epoch checkpoints).
+    Checkpoints there need ``resume``. (``config.yaml`` is written once the run has
+    started as configured: after a resume has taken or refused the changed settings.)"""
     out_dir = Path(config.train.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     setup_logging(out_dir, is_main)
@@ -195,9 +196,6 @@ def prepare_run(config: ExperimentConfig, resume: bool, is_main: bool) -> tuple[
         raise DiarizeError(
             f"{out_dir} already holds checkpoints; pass --resume to continue or choose another train.out_dir"
         )
-    if is_main:
-        with atomic_write(out_dir / "config.yaml") as f:
-            f.write(to_yaml(config))
     return out_dir, existing
 
 
@@ -251,9 +249,12 @@ class TrainState:
             scaler=self.scaler.state_dict(), rng=rng_state(), history=self.history,
         )  # fmt: skip
 
-    def restore(self, path: Path) -> None:
-        """Weights, optimiser, schedule, scaler, RNGs and counters of checkpoint ``path``."""
+    def restore(self, path: Path, config: ExperimentConfig) -> None:
+        """Weights, optimiser, schedule, scaler, RNGs and counters of checkpoint ``path``.
+        Settings changed since it was written are applied and logged; a change the run
+        cannot take (the model, the optimizer) is refused (:func:`resume_changes`)."""
         ckpt = load_checkpoint(path)
+        changes = resume_changes(config_of(ckpt, str(path)), config, path)
         self.core.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -261,6 +262,63 @@ class TrainState:
         set_rng_state(ckpt["rng"])
         self.epoch, self.step, self.history = ckpt["epoch"], ckpt["step"], list(ckpt["history"])
         log.info("resumed from %s (epoch %d, step %d)", path, self.epoch, self.step)
+        if changes:
+            self.apply_settings(config)
+        for change in changes:
+            log.info("resume: %s (applied)", change)
+
+    def apply_settings(self, config: ExperimentConfig) -> None:
+        """The learning rates and weight decay of ``config`` in place of those the restored
+        optimiser and schedule carry (the schedule's factor at the current step kept)."""
+        t = config.train
+        lrs = [t.lr, t.frontend_lr or t.lr][: len(self.optimizer.param_groups)]
+        self.scheduler.base_lrs = list(lrs)
+        factor = self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
+        for group, lr in zip(self.optimizer.param_groups, lrs, strict=True):
+            group["initial_lr"], group["lr"] = lr, lr * factor
+            if t.optimizer == "adamw":
+                group["weight_decay"] = t.weight_decay
+
+
+def resume_changes(old: ExperimentConfig, new: ExperimentConfig, path: Path) -> list[str]:
+    """``"section.field: old -> new"`` for each setting of ``new`` that differs from the
+    checkpoint's ``old``, all of which a resumed run applies (learning rates, schedule,
+    epochs, data...); a DiarizeError for a different model or optimizer, which the saved
+    weights and optimiser state cannot continue."""
+    changed = _differences(to_dict(old), to_dict(new))
+    fixed = [k for k in changed if _is_fixed(k)]
+    if fixed:
+        first = fixed[0]
+        raise DiarizeError(
+            f"{path}: --resume continues the run of this checkpoint, but {first} changed "
+            f"({changed[first][0]!r} -> {changed[first][1]!r}); keep it, or train into "
+            "another train.out_dir (--init CKPT to start from these weights)"
+        )
+    return [f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items() if k != "train.out_dir"]
+
+
+# The weights and the optimiser state fix these; wavlm.checkpoint (where the weights first
+# came from) and the compute-only switches may change.
+_FREE_FEATURES = ("features.wavlm.checkpoint", "features.wavlm.grad_checkpointing",
+                  "features.wavlm.quantize")  # fmt: skip
+
+
+def _is_fixed(key: str) -> bool:
+    if key.startswith("model.") or key == "train.optimizer":
+        return True
+    return key.startswith("features.") and key not in _FREE_FEATURES
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """``{dotted key: (a's value, b's value)}`` where two nested dicts differ."""
+    out = {}
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out.update(_differences(x, y, f"{prefix}{key}."))
+        elif x != y:
+            out[f"{prefix}{key}"] = (x, y)
+    return out
 
 
 def use_amp(config: ExperimentConfig, device) -> bool:
@@ -272,7 +330,7 @@ def train(config: ExperimentConfig, init: str | None = None, resume: bool = Fals
     """Train (or adapt, with ``init``) a model; returns the output directory."""
     if not config.train.train_data:
         raise DiarizeError("train.train_data is empty: give a diarization directory in the config")
-    # 1. processes, run directory (log, resolved config), seeds
+    # 1. processes, run directory (log), seeds
     rank, world, device = init_distributed()
     out_dir, existing = prepare_run(config, resume, rank == 0)
     set_seed(config.train.seed)
@@ -284,7 +342,10 @@ def train(config: ExperimentConfig, init: str | None = None, resume: bool = Fals
     # 3. state, restored from the newest epoch checkpoint on --resume
     state = TrainState.fresh(model, config, device)
     if resume and existing:
-        state.restore(existing[-1][1])
+        state.restore(existing[-1][1], config)
+    if rank == 0:  # the resolved config, now that it is the one the run follows
+        with atomic_write(out_dir / "config.yaml") as f:
+            f.write(to_yaml(config))
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
         state.model = DistributedDataParallel(model, device_ids=ids)

@@ -8,7 +8,7 @@ import torch
 from conftest import tiny_experiment, write_synthetic_set
 
 from diarize.checkpoint import average_checkpoints, load_checkpoint, load_model
-from diarize.config import load_config
+from diarize.config import load_config, to_dict
 from diarize.train import epoch_checkpoints, train
 from diarize.utils import DiarizeError
 
@@ -190,3 +190,33 @@ def test_gradient_accumulation_groups_micro_batches():
     assert list(groups(range(7), 3)) == [[0, 1, 2], [3, 4, 5], [6]]
     assert list(groups(range(2), 1)) == [[0], [1]]
     assert list(groups([], 4)) == []
+
+
+def test_resume_applies_changed_settings_and_records_only_what_happened(tmp_path, data):
+    """--resume with --set train.lr=...: the new rate is applied and logged, and what the
+    checkpoint and config.yaml record is what the optimiser used (issue 15)."""
+    train(tiny_config(tmp_path, data, epochs=1, epoch_chunks=4, dev_data="", scheduler="constant"))
+    out = train(
+        tiny_config(
+            tmp_path, data, epochs=2, epoch_chunks=4, dev_data="", scheduler="constant", lr=0.5
+        ),  # fmt: skip
+        resume=True,
+    )
+    ckpt = load_checkpoint(out / "checkpoint_epoch2.pt")
+    assert ckpt["config"]["train"]["lr"] == 0.5
+    assert [g["lr"] for g in ckpt["optimizer"]["param_groups"]] == [0.5]
+    assert ckpt["scheduler"]["base_lrs"] == [0.5]
+    assert load_config(out / "config.yaml").train.lr == 0.5
+    logged = (out / "train.log").read_text()
+    assert "resume: train.lr: 0.003 -> 0.5 (applied)" in logged
+    assert "resume: train.epochs: 1 -> 2 (applied)" in logged
+
+
+def test_resume_with_another_model_size_is_one_line(tmp_path, data):
+    train(tiny_config(tmp_path, data, epochs=1, epoch_chunks=4, dev_data=""))
+    before = (tmp_path / "exp" / "config.yaml").read_text()
+    bigger = tiny_experiment(tmp_path, data, "exp", epochs=2, epoch_chunks=4, dev_data="")
+    bigger = load_config(None, {**to_dict(bigger), "model": {**to_dict(bigger)["model"], "d_model": 32}})  # fmt: skip
+    with pytest.raises(DiarizeError, match=r"checkpoint_epoch1.pt: --resume continues the run of this checkpoint, but model.d_model changed \(16 -> 32\)"):  # fmt: skip
+        train(bigger, resume=True)
+    assert (tmp_path / "exp" / "config.yaml").read_text() == before  # nothing recorded
