@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,35 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_runtest_teardown(item):
+    if "speechbrain" in sys.modules:
+        drop_unloaded_speechbrain_proxies()
+
+
+def drop_unloaded_speechbrain_proxies() -> list[str]:
+    """Remove from ``sys.modules`` the lazy proxies of speechbrain (a test-only reference, in
+    the dev extra) that were never loaded; -> their names.
+
+    speechbrain 1.x registers proxies for deprecated paths and optional integrations
+    (``speechbrain.k2_integration``, ``speechbrain.lobes.models.flair``...) in ``sys.modules``.
+    Reading any attribute of one imports its target, and where the optional package is
+    missing (k2, flair, spacy) even ``getattr(proxy, "__file__", None)`` raises ImportError
+    (speechbrain only spares callers in ``inspect.py``). Every later walk over ``sys.modules``
+    then fails: hypothesis scans it for constants before each ``@given`` example, so
+    tests/test_fuzz.py failed with "Please install k2 to use k2" (then FlakyFailure) after any
+    test that had imported speechbrain. No test uses those paths."""
+    from speechbrain.utils.importutils import LazyModule
+
+    names = [
+        name
+        for name, module in sys.modules.items()
+        if isinstance(module, LazyModule) and module.lazy_module is None
+    ]
+    for name in names:
+        del sys.modules[name]
+    return names
 
 
 @pytest.fixture
