@@ -156,6 +156,11 @@ class InferConfig:
         _check_at_least(self, window=0.0, hop=0.0, min_duration_on=0.0, min_duration_off=0.0)
         _check_at_least(self, silence_peak=0.0)
         _check_finite(self, "window", "hop", "min_duration_on", "min_duration_off", "silence_peak")
+        for name in ("window", "hop", "min_duration_on", "min_duration_off"):
+            if getattr(self, name) > MAX_SECONDS:
+                raise DiarizeError(
+                    f"{name} must be at most {MAX_SECONDS:g} s, got {getattr(self, name)}"
+                )
         if not 0 < self.threshold < 1:
             raise DiarizeError(
                 f"threshold must be between 0 and 1 (exclusive), got {self.threshold}"
@@ -175,6 +180,7 @@ class InferConfig:
 # DER 55-80 % on the example with 0.5-5 s windows; below about a second of context the
 # output is empty or noise (0.1 s gave an empty RTTM).
 MIN_WINDOW = 1.0
+MAX_SECONDS = 1e9  # longest time setting (about 31 years): frame counts stay exact integers
 
 
 def _check_at_least(config: Any, **floors: float) -> None:
@@ -208,7 +214,7 @@ def from_dict(cls: type, data: dict[str, Any] | None, where: str = "") -> Any:
         raise DiarizeError(f"{where or cls.__name__}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    unknown = sorted(map(_shown, set(data) - names))  # YAML keys may be numbers or null
     if unknown:
         raise DiarizeError(
             f"{where or cls.__name__}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}"
@@ -222,10 +228,19 @@ def from_dict(cls: type, data: dict[str, Any] | None, where: str = "") -> Any:
         raise DiarizeError(f"{where}: {e}" if where else str(e)) from None
 
 
+def _shown(key: Any) -> str:
+    """A key as an error message shows it: as written, or quoted when it is not plain text
+    (a newline inside would break the one-line message)."""
+    text = str(key)
+    return text if text and text.isprintable() and text.strip() == text else repr(key)
+
+
 def _coerce(tp: Any, value: Any, where: str) -> Any:
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > 2**1023:  # float() would overflow
+            raise DiarizeError(f"{where}: {value} is too large for a float")
         return float(value)
     if tp is float and isinstance(value, str):  # YAML 1.1 reads 2e-5 (no dot) as a string
         try:
@@ -236,6 +251,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         return value
     if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise DiarizeError(f"{where}: expected a list, got {value!r}")
         return tp.__origin__(value)
     if (
         isinstance(tp, type)
@@ -257,17 +274,26 @@ def load_config(
         if not path.exists():
             raise DiarizeError(f"{path}: no such config file")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError) as e:
+            raise DiarizeError(f"{path}: cannot read ({type(e).__name__})") from None
         except yaml.YAMLError as e:
             raise DiarizeError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise DiarizeError(
+                f"{path}: expected sections (features, model, train, infer), got {type(data).__name__} {str(data)[:60]!r}"
+            )
     data = merge_overrides(data, overrides or {})
     return from_dict(ExperimentConfig, data, where=str(path) if path else "")
 
 
 def merge_overrides(base: dict, extra: dict) -> dict:
+    """``base`` with the (nested) values of ``extra``; a nested mapping of ``extra``
+    replaces a value of ``base`` that is not one."""
     out = dict(base)
     for k, v in extra.items():
-        out[k] = merge_overrides(out.get(k) or {}, v) if isinstance(v, dict) else v
+        inner = out.get(k) if isinstance(out.get(k), dict) else {}
+        out[k] = merge_overrides(inner, v) if isinstance(v, dict) else v
     return out
 
 
@@ -279,7 +305,11 @@ def parse_value(text: str) -> Any:
             return cast(text)
         except ValueError:
             pass
-    return yaml.safe_load(text) if text else ""
+    try:
+        return yaml.safe_load(text) if text else ""
+    except yaml.YAMLError as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DiarizeError(f"cannot read {text[:60]!r} as a value ({reason})") from None
 
 
 def parse_overrides(items: list[str], option: str = "--set") -> dict[str, Any]:
@@ -294,7 +324,12 @@ def parse_overrides(items: list[str], option: str = "--set") -> dict[str, Any]:
         node = out
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = parse_value(value)
+            if not isinstance(node, dict):
+                raise DiarizeError(f"{option} {item!r}: {part} was given a value, not keys")
+        try:
+            node[leaf] = parse_value(value)
+        except DiarizeError as e:
+            raise DiarizeError(f"{option} {item!r}: {e}") from None
     return out
 
 

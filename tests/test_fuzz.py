@@ -17,12 +17,6 @@ from hypothesis import strategies as st  # noqa: E402
 
 from diarize.utils import DiarizeError  # noqa: E402
 
-# load_config / parse_overrides still raise UnicodeDecodeError, ValueError, TypeError and
-# yaml errors on some inputs; diarize/config.py is being restructured by another developer.
-CONFIG_PARSERS_CRASH = pytest.mark.xfail(
-    strict=True, reason="config parsers: tracebacks on some inputs (issue 15, fixed next)"
-)
-
 FUZZ = settings(
     max_examples=int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", 150)),
     deadline=None,
@@ -167,7 +161,6 @@ def test_config_values(tmp_path, config):
     result_or_one_line_error(load_config, path)
 
 
-@CONFIG_PARSERS_CRASH
 @FUZZ
 @given(content=st.one_of(FILE_TEXT, st.binary(max_size=64)))
 def test_config_text(tmp_path, content):
@@ -176,7 +169,6 @@ def test_config_text(tmp_path, content):
     result_or_one_line_error(load_config, write(tmp_path / "c.yaml", content))
 
 
-@CONFIG_PARSERS_CRASH
 @FUZZ
 @given(items=st.lists(st.one_of(LINE, st.tuples(TOKENS, TOKENS).map("=".join)), max_size=4))
 def test_set_overrides(items):
@@ -185,3 +177,47 @@ def test_set_overrides(items):
     overrides = result_or_one_line_error(parse_overrides, items)
     if overrides is not None:
         result_or_one_line_error(load_config, None, overrides)
+
+
+NUMBER_TEXT = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.integers(-(10**6), 10**6).map(str),
+    st.sampled_from(["nan", "inf", "-inf", "1e308", "-0", "0", "1", "0.5", "1e-9", "2"]),
+)
+OPTIONS = {  # option -> what argparse accepts for it (its own type check comes first)
+    "--threshold": NUMBER_TEXT,
+    "--median": st.integers(-5, 200).map(str),
+    "--min-duration-on": NUMBER_TEXT,
+    "--min-duration-off": NUMBER_TEXT,
+    "--window": NUMBER_TEXT,
+    "--hop": NUMBER_TEXT,
+    "--link-threshold": NUMBER_TEXT,
+    "--batch-size": st.integers(-5, 100).map(str),
+    "--num-speakers": st.integers(-5, 100).map(str),
+    "--min-speakers": st.integers(-5, 100).map(str),
+    "--max-speakers": st.integers(-5, 100).map(str),
+}
+
+
+@FUZZ
+@given(
+    given_options=st.dictionaries(
+        st.sampled_from(sorted(OPTIONS)), st.just(None), min_size=1, max_size=4
+    ).flatmap(lambda d: st.fixed_dictionaries({k: OPTIONS[k] for k in d}))
+)
+def test_inference_options(given_options):
+    """The options of diarize run as the CLI checks them before any work: settings over the
+    stored ones, the speaker count, the windows of a 100 ms model trained on 20 s chunks."""
+    from diarize.cli import build_parser, inference_overrides
+    from diarize.config import InferConfig, with_fields
+    from diarize.inference import SpeakerCount, window_frames
+
+    argv = ["run", "x.wav", "-o", "out"]
+    for option, value in given_options.items():
+        argv.append(f"{option}={value}")  # "--hop -1e+16" would read as an option
+    args = build_parser().parse_args(argv)
+    config = result_or_one_line_error(with_fields, InferConfig(), inference_overrides(args))
+    result_or_one_line_error(SpeakerCount, args.num_speakers, args.min_speakers, args.max_speakers)
+    if config is not None:
+        window, hop = result_or_one_line_error(window_frames, config, 0.1, 200) or (1, 1)
+        assert 1 <= hop <= window
