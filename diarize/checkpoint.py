@@ -6,6 +6,9 @@ A checkpoint is a plain dict::
      "config": asdict(ExperimentConfig), "model": state_dict,
      # optional: a speaker encoder for linking (tools/export_model.py --speaker):
      "speaker": {"config": asdict(SpeakerConfig), "model": state_dict},
+     # optional: a pretrained speaker-embedding model to link with instead, and the
+     # InferConfig fields tuned for it (tools/export_model.py --embedding):
+     "embedding": {"kind": "campplus", "config": {...}, "model": state_dict, "infer": {...}},
      # training checkpoints only:
      "epoch": int, "step": int, "optimizer": ..., "scheduler": ..., "rng": ..., "history": [...]}
 
@@ -149,6 +152,28 @@ def speaker_encoder_in(ckpt: dict[str, Any], where: str, device: str | torch.dev
     return speaker_encoder_of(ckpt["speaker"], where).to(device)
 
 
+def embedding_in(
+    ckpt: dict[str, Any], where: str, device: str | torch.device = "cpu"
+) -> tuple[Any, dict[str, Any]]:
+    """The pretrained speaker-embedding model a loaded diarization checkpoint carries (key
+    ``"embedding"``) in eval mode on ``device``, and the InferConfig fields stored for
+    linking with it; ``(None, {})`` when it carries none."""
+    from diarize.embeddings import from_checkpoint
+
+    if "embedding" not in ckpt:
+        return None, {}
+    entry = ckpt["embedding"]
+    if not isinstance(entry, dict) or not {"kind", "config", "model"} <= entry.keys():
+        raise DiarizeError(f"{where}: malformed embedding entry (no kind, config and model)")
+    if not isinstance(entry.get("infer", {}), dict):
+        raise DiarizeError(f"{where}: malformed embedding entry (infer is not a mapping)")
+    model = from_checkpoint(
+        {k: entry[k] for k in ("kind", "config", "model")}, f"{where} embedding"
+    )
+    _check_finite_weights(model, f"{where} embedding")
+    return model.to(device).eval(), dict(entry.get("infer", {}))
+
+
 def speaker_encoder_of(entry: Any, where: str):
     """Rebuild a speaker encoder from ``{"config": ..., "model": state_dict}``."""
     from diarize.models.speaker import SpeakerConfig, SpeakerEncoder
@@ -186,12 +211,18 @@ def export_model(
     max_mb: float = 25.0,
     infer: dict[str, Any] | None = None,
     speaker: str | os.PathLike | None = None,
+    embedding: str | os.PathLike | None = None,
+    embedding_infer: dict[str, Any] | None = None,
 ) -> tuple[float, str]:
     """Write a model to ship from checkpoint ``src``: weights + config only (no optimiser
     or RNG state), float16 storage when float32 would exceed ``max_mb`` (weights are cast
     back to float32 on load), inference settings ``infer`` (InferConfig fields, nested
     ``link``) replacing the stored ones, and the speaker encoder of ``speaker`` (a file of
-    :func:`save_speaker_encoder`). -> (size in MB, first 16 hex digits of its sha256)."""
+    :func:`save_speaker_encoder`). ``embedding``: a pretrained speaker-embedding model (a
+    path or a name, :func:`diarize.embeddings.load_embedding`) to link with by default,
+    stored float32 with its linking settings: those tuned for its kind
+    (:data:`~diarize.inference.linking.PRETRAINED_LINKING`) with ``embedding_infer`` over
+    them. -> (size in MB, first 16 hex digits of its sha256)."""
     import hashlib
 
     ckpt = load_checkpoint(src)
@@ -200,6 +231,8 @@ def export_model(
         entry = load_checkpoint(speaker, kind=SPEAKER_FORMAT)
         speaker_encoder_of(entry, str(speaker))  # fails here, not at inference, if broken
         out["speaker"] = {"config": entry["config"], "model": entry["model"]}
+    if embedding is not None:
+        out["embedding"] = _embedding_entry(embedding, embedding_infer or {})
     if infer:
         config = config_of(ckpt)
         tuned = with_fields(config.infer, infer, "inference settings")
@@ -212,7 +245,20 @@ def export_model(
     return Path(dst).stat().st_size / 2**20, hashlib.sha256(Path(dst).read_bytes()).hexdigest()[:16]
 
 
-_SHIPPED = ("format", "version", "versions", "config", "model", "epoch", "step", "averaged", "speaker")  # fmt: skip
+_SHIPPED = ("format", "version", "versions", "config", "model", "epoch", "step", "averaged", "speaker", "embedding")  # fmt: skip
+
+
+def _embedding_entry(spec: str | os.PathLike, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The ``"embedding"`` entry of a checkpoint: the model of ``spec`` and its linking
+    settings (tuned for its kind, ``overrides`` over them; checked here)."""
+    from diarize.config import InferConfig, merge_overrides
+    from diarize.embeddings import load_embedding
+    from diarize.inference.linking import PRETRAINED_LINKING
+
+    model = load_embedding(spec)
+    infer = merge_overrides(dict(PRETRAINED_LINKING.get(model.kind, {})), overrides)
+    with_fields(InferConfig(), infer, "embedding inference settings")  # fails now, not later
+    return {**model.checkpoint(), "infer": infer}
 
 
 def save_speaker_encoder(path: str | os.PathLike, encoder: torch.nn.Module, **extra: Any) -> None:

@@ -124,10 +124,21 @@ class LinkConfig:
         600.0  # Ward merge cost (frames x squared distance) below which turns are one voice
     )
     min_turn_frames: int = 5  # frames alone a turn needs to take part in the voice split
+    # clustering of the local speakers heard alone: "average" linkage, "centroid" linkage
+    # then each local speaker re-assigned to its nearest cluster (pyannote 3.x), or
+    # "spectral" (speaker count from the eigen-gap); all keep the cannot-link pairs apart
+    method: str = "average"
 
     def __post_init__(self) -> None:
         _check_at_least(self, min_active_frames=1, min_voice_frames=1, min_turn_frames=1)
         _check_at_least(self, overlap_weight=0.0, f0_weight=0.0, voice_floor=0.0, split_cost=0.0)
+        if self.method not in LINK_METHODS:
+            raise DiarizeError(
+                f"link.method must be one of {', '.join(LINK_METHODS)}, got {self.method!r}"
+            )
+
+
+LINK_METHODS = ("average", "centroid", "spectral")  # LinkConfig.method
 
 
 @dataclass(frozen=True)

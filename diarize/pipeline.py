@@ -19,14 +19,18 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from diarize.audio import SAMPLE_RATE
 from diarize.config import InferConfig, TrainConfig, with_fields
 from diarize.inference import (
+    AudioSource,
+    FrameGrid,
     Result,
     SpeakerCount,
+    WindowOutput,
     aggregate,
     analyse_windows,
     feature_stream,
@@ -36,6 +40,7 @@ from diarize.inference import (
     stream_windows,
     window_frames,
 )
+from diarize.inference.embed import PretrainedEmbedder
 from diarize.utils import DiarizeError, DiarizeWarning
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "default.pt"
@@ -54,22 +59,38 @@ class Diarizer:
         chunk_frames: int = TrainConfig.chunk_frames,
         sample_rate: int = SAMPLE_RATE,
         device: str = "cpu",
+        embedding=None,
     ):
         """``model``: an EEND-EDA model (``frame_shift``, ``num_frames``, ``infer``);
         ``chunk_frames``: its training chunk, the default window; ``sample_rate``: the
-        rate it takes; ``config``: default ``InferConfig()``."""
+        rate it takes; ``config``: default ``InferConfig()``; ``embedding``: a pretrained
+        :class:`~diarize.embeddings.SpeakerEmbedding` to link with instead of
+        ``speaker_encoder`` (:mod:`diarize.inference.embed`)."""
         config = config or InferConfig()
         window_frames(config, float(model.frame_shift), chunk_frames)  # fails here, not later
         self.model, self.config, self.speaker_encoder = model, config, speaker_encoder
         self.chunk_frames, self.sample_rate, self.device = chunk_frames, sample_rate, device
+        self.embedding = embedding
 
     @classmethod
     def from_pretrained(
-        cls, checkpoint: str | os.PathLike | None = None, device: str = "cpu", **infer_overrides
+        cls,
+        checkpoint: str | os.PathLike | None = None,
+        device: str = "cpu",
+        embedding=None,
+        **infer_overrides,
     ) -> Diarizer:
         """Read ``checkpoint`` once (default: the bundled model): model, speaker encoder and
         its ``InferConfig``, with ``infer_overrides`` (InferConfig fields; ``link`` may be a
-        dict of LinkConfig fields) replacing the stored settings."""
+        dict of LinkConfig fields) replacing the stored settings.
+
+        ``embedding``: a pretrained speaker-embedding model to link with: a path or a name
+        (:func:`diarize.embeddings.load_embedding`) or a loaded model. Default: the one the
+        checkpoint carries (``tools/export_model.py --embedding``), if any; ``"none"``: the
+        checkpoint's own speaker encoder (or voices) even so. The linking settings stored
+        with a carried model, or those tuned for the kind of a given one
+        (:data:`~diarize.inference.linking.PRETRAINED_LINKING`), apply under
+        ``infer_overrides``."""
         from diarize.checkpoint import load_checkpoint, model_of, speaker_encoder_in
 
         if checkpoint is None and not DEFAULT_CHECKPOINT.exists():
@@ -79,11 +100,13 @@ class Diarizer:
         path = str(checkpoint or DEFAULT_CHECKPOINT)
         ckpt = load_checkpoint(path)
         model, exp = model_of(ckpt, path, device)
-        config = with_fields(exp.infer, infer_overrides, "inference settings")
+        pretrained, tuned = _pretrained_embedding(ckpt, path, embedding, device)
+        config = with_fields(exp.infer, tuned, f"{path}: linking settings of its embedding")
+        config = with_fields(config, infer_overrides, "inference settings")
         return cls(
             model, config, speaker_encoder_in(ckpt, path, device),
             chunk_frames=exp.train.chunk_frames, sample_rate=exp.features.sample_rate,
-            device=device,
+            device=device, embedding=pretrained,
         )  # fmt: skip
 
     def __call__(
@@ -100,6 +123,15 @@ class Diarizer:
         sample_rate)`` (numpy or torch, any rate, ``(samples,)`` or with a channel axis).
         ``uri``: the recording id (default: the file's stem, or ``"waveform"``)."""
         count = SpeakerCount(num_speakers, min_speakers, max_speakers)
+        return self.finish(self.analyse(audio, count.cap, hook, uri=uri), count, hook)
+
+    def analyse(
+        self, audio, max_speakers: int | None = None, hook: Hook | None = None, *, uri=None
+    ) -> Analysis:
+        """Stages 1 and 2 of a call: the windows of ``audio`` through the network, their
+        local speakers analysed (and embedded). :meth:`finish` does the rest; a Diarizer
+        with other linking or post-processing settings (``link_threshold``, ``link``,
+        ``median``...) may finish the same analysis, as when tuning them."""
         hook = hook or _no_hook
         source = open_audio(audio, self.sample_rate, uri)
         grid = frame_grid(self.model, self.config, source.num_samples, self.sample_rate, self.chunk_frames)  # fmt: skip
@@ -110,12 +142,23 @@ class Diarizer:
             done[0] += len(outputs)
             hook("local", outputs, completed=done[0], total=total)
 
-        frame_features, lookahead = feature_stream(grid, self.speaker_encoder)
+        encoder = self.speaker_encoder if self.embedding is None else None
+        embedder = None if self.embedding is None else PretrainedEmbedder(self.embedding, grid)
+        frame_features, lookahead = feature_stream(grid, encoder)
         stream = stream_windows(source, grid, frame_features, lookahead)  # features once per frame
         windows = analyse_windows(
-            self.model, stream, grid, self.config, count.cap,
-            self.speaker_encoder, self.device, on_batch,
+            self.model, stream, grid, self.config, max_speakers,
+            encoder, self.device, on_batch, embedder,
         )  # fmt: skip
+        return Analysis(source, grid, windows)
+
+    def finish(
+        self, analysis: Analysis, count: SpeakerCount | None = None, hook: Hook | None = None
+    ) -> Result:
+        """Stages 3 and 4 of a call: link the windows of ``analysis`` (:meth:`analyse`) into
+        global speakers and aggregate them, with this Diarizer's settings."""
+        count, hook = count or SpeakerCount(), hook or _no_hook
+        source, grid, windows = analysis.source, analysis.grid, analysis.windows
         assignment = link(windows, self.config, count)
         hook("linking", assignment)
         result = aggregate(windows, assignment, grid.num_frames, grid.frame_shift, self.config,
@@ -123,6 +166,30 @@ class Diarizer:
         hook("aggregation", result)
         _warn_if_fewer(count, result, sum(int((a >= 0).sum()) for a in assignment))
         return result
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A recording after stages 1 and 2 (:meth:`Diarizer.analyse`)."""
+
+    source: AudioSource
+    grid: FrameGrid
+    windows: list[WindowOutput]  # in time order
+
+
+def _pretrained_embedding(ckpt: dict, path: str, spec, device: str) -> tuple[Any, dict]:
+    """(the pretrained embedding model to link with, or None; the InferConfig fields to
+    use with it) for ``Diarizer.from_pretrained(embedding=spec)``."""
+    from diarize.checkpoint import embedding_in
+    from diarize.embeddings import load_embedding
+    from diarize.inference.linking import PRETRAINED_LINKING
+
+    if spec is None:
+        return embedding_in(ckpt, path, device)
+    if isinstance(spec, str) and spec == "none":
+        return None, {}
+    model = spec if hasattr(spec, "embed") else load_embedding(spec, device)
+    return model, PRETRAINED_LINKING.get(model.kind, {})
 
 
 def _warn_if_fewer(count: SpeakerCount, result: Result, local: int) -> None:

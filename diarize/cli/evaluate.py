@@ -60,6 +60,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="where hypotheses and der.json go (default: eval_<DATA name>)",
     )
     add_inference_options(p)
+    p.add_argument(
+        "--embedding",
+        metavar="NAME|PATH",
+        help="pretrained speaker-embedding model to link speakers with (CAM++, WeSpeaker "
+        "ResNet, ECAPA: a file or a name such as campplus-zh-en; default: the one the "
+        "checkpoint carries, if any; 'none': the checkpoint's own speaker encoder)",
+    )
+    p.add_argument(
+        "--link",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a linking constant (LinkConfig), e.g. method=average|centroid|spectral; repeatable",
+    )
     p.set_defaults(func=run)
 
 
@@ -69,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from diarize import Diarizer
     from diarize.cli import ProgressLog, device_of, inference_overrides
     from diarize.conditions import resolve_setting
+    from diarize.config import parse_overrides
     from diarize.data.kaldi import is_protocol_name, load_diarization_set, recording_audio
     from diarize.inference import SpeakerCount
     from diarize.rttm import read_uem, write_rttm
@@ -91,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
     )
     out = Path(args.output or f"eval_{name}")
     check_writable(out, directory=True)
-    diarizer = Diarizer.from_pretrained(args.model, device, **inference_overrides(args))
+    link = parse_overrides([f"link.{item}" for item in args.link], "--link")
+    overrides = {**inference_overrides(args), **link}
+    diarizer = Diarizer.from_pretrained(args.model, device, args.embedding, **overrides)
     hypotheses, failures = {}, []
     log = ProgressLog("evaluate", len(data), sum(rec.duration for rec in data))
     for rec in tqdm(data, desc="recordings", unit="rec", disable=None, file=sys.stderr):

@@ -57,6 +57,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_inference_options(p)
     p.add_argument(
+        "--embedding",
+        metavar="NAME|PATH",
+        help="pretrained speaker-embedding model to link speakers with (CAM++, WeSpeaker "
+        "ResNet, ECAPA: a file or a name such as campplus-zh-en; default: the one the "
+        "checkpoint carries, if any; 'none': the checkpoint's own speaker encoder)",
+    )
+    p.add_argument(
+        "--link",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a linking constant (LinkConfig), e.g. method=average|centroid|spectral; repeatable",
+    )
+    p.add_argument(
         "--exclusive",
         action="store_true",
         help="also write one-speaker-at-a-time RTTM (<uri>.exclusive.rttm)",
@@ -171,6 +185,7 @@ def check_outputs(args: argparse.Namespace, out: Path, single: bool, count: int)
 def run(args: argparse.Namespace) -> int:
     from diarize import Diarizer
     from diarize.cli import device_of, inference_overrides
+    from diarize.config import parse_overrides
     from diarize.inference import SpeakerCount
     from diarize.utils import DiarizeError
 
@@ -180,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
     single = out.suffix == ".rttm"
     SpeakerCount(args.num_speakers, args.min_speakers, args.max_speakers)  # before any work
     device = device_of(args)
+    link = parse_overrides([f"link.{item}" for item in args.link], "--link")
     recordings, failures = collect_recordings(args.inputs)
     check_outputs(args, out, single, len(recordings))
     total = len(recordings) + len(failures)
@@ -187,7 +203,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"diarize run: {message}", file=sys.stderr)
     if not recordings:
         return report(failures, total)  # nothing to diarize: no model to load
-    diarizer = Diarizer.from_pretrained(args.model, device, **inference_overrides(args))
+    overrides = {**inference_overrides(args), **link}
+    diarizer = Diarizer.from_pretrained(args.model, device, args.embedding, **overrides)
     results = diarize_all(diarizer, recordings, args, failures, None if single else out)
     if single:
         write_single([results[uri] for uri in sorted(results)], args, out, len(recordings))

@@ -1,13 +1,17 @@
 """Stage 3, linking: the windows' local speakers become the recording's global speakers.
 
-Local speakers of all windows are clustered by constrained agglomerative clustering (average
-linkage, :func:`constrained_ahc`) of a similarity chosen once per recording
-(:func:`choose_similarity`): the cosine of speaker-encoder embeddings when the windows have
-them (:class:`EmbeddingSimilarity`), else their voices (:class:`VoiceSimilarity`: average
-log-mel spectrum and log F0, centred on the recording's average voice), else their
-attractors (:class:`AttractorSimilarity`). Embeddings and voices count only for local
-speakers heard alone long enough (``LinkConfig.min_voice_frames``); the others are compared
-by attractors and join the clusters after them. Where windows overlap, the agreement of the
+Local speakers of all windows are clustered (:func:`cluster_core`, ``LinkConfig.method``:
+constrained average-linkage AHC, :func:`constrained_ahc`; centroid linkage followed by a
+re-assignment of each local speaker to its nearest cluster, :func:`reassign`, as pyannote
+3.x does; or :func:`spectral_clusters` with an eigen-gap speaker count) on a similarity
+chosen once per recording (:func:`choose_similarity`): the cosine of speaker embeddings
+(the checkpoint's speaker encoder, or a pretrained model: :mod:`diarize.inference.embed`)
+when the windows have them (:class:`EmbeddingSimilarity`), else their voices
+(:class:`VoiceSimilarity`: average log-mel spectrum and log F0, centred on the recording's
+average voice), else their attractors (:class:`AttractorSimilarity`). Embeddings and voices
+count only for local speakers heard alone long enough (``LinkConfig.min_voice_frames``; a
+pretrained model's ``min_duration``); the others are compared by attractors and join the
+clusters after them. Where windows overlap, the agreement of the
 two speakers' activities on the shared frames is mixed in (:func:`mix_agreement`). Two local
 speakers of one window that are active at the same time never merge (:func:`cannot_link`).
 The number of global speakers is given, bounded or set by ``InferConfig.link_threshold``
@@ -26,6 +30,18 @@ from diarize.inference.local import WindowOutput
 from diarize.utils import DiarizeError
 
 Node = tuple[int, int]  # (window index, local speaker index)
+
+# InferConfig fields for linking with a pretrained embedding model of each kind
+# (diarize.embeddings): applied when one is given at run time
+# (Diarizer.from_pretrained(embedding=...), diarize run --embedding), stored with it by
+# tools/export_model.py --embedding. Tuned with CAM++ zh-en on data/dev_real_long (README,
+# "Linking: methods x embedding models"); ResNet and ECAPA take CAM++'s, not measured.
+_CAMPPLUS_LINKING = {"link_threshold": 0.5, "link": {"method": "average"}}
+PRETRAINED_LINKING: dict[str, dict] = {
+    "campplus": _CAMPPLUS_LINKING,
+    "resnet": _CAMPPLUS_LINKING,
+    "ecapa": _CAMPPLUS_LINKING,
+}
 
 
 @dataclass(frozen=True)
@@ -114,7 +130,10 @@ def choose_similarity(windows: list[WindowOutput], nodes: list[Node], link: Link
 
 
 def is_heard(window: WindowOutput, k: int, link: LinkConfig) -> bool:
-    """Whether local speaker ``k`` of ``window`` has a voice measured over enough frames."""
+    """Whether local speaker ``k`` of ``window`` counts as heard alone: it has a pretrained
+    embedding (``window.embedded``), else a voice measured over enough frames."""
+    if window.embedded is not None:
+        return bool(window.embedded[k])
     return window.voice_frames is not None and window.voice_frames[k] >= link.min_voice_frames
 
 
@@ -256,11 +275,32 @@ def cluster(
         core[:] = True
     labels = np.full(len(nodes), -1)
     both = np.ix_(core, core)
-    labels[core] = constrained_ahc(
-        sim[both], cannot[both], config.link_threshold, weight[core], count.num, count.min,
-        count.max,
-    )  # fmt: skip
+    groups = list(by_window([nodes[n] for n in np.flatnonzero(core)]).values())
+    labels[core] = cluster_core(sim[both], cannot[both], weight[core], groups, config, count)
     return _attach(labels, sim, cannot, count.cap)
+
+
+def cluster_core(
+    sim: np.ndarray,
+    cannot: np.ndarray,
+    weight: np.ndarray,
+    groups: list[list[int]],
+    config: InferConfig,
+    count: SpeakerCount,
+) -> np.ndarray:
+    """Cluster label per item of ``sim (items, items)`` by ``config.link.method``;
+    ``groups``: the items of each window (re-assigned together, :func:`reassign`)."""
+    method, threshold = config.link.method, config.link_threshold
+    if method == "spectral":
+        least = max([count.min or 1, *(len(apart_members(cannot, g)) for g in groups)])
+        labels = spectral_clusters(sim, cannot, threshold, count.num, least, count.max)
+        return reassign(labels, sim, cannot, groups, count.num or count.min, only_broken=True)
+    labels = constrained_ahc(
+        sim, cannot, threshold, weight, count.num, count.min, count.max, linkage=method
+    )
+    if method == "centroid":
+        labels = reassign(labels, sim, cannot, groups, count.num or count.min)
+    return labels
 
 
 def _first_onset_order(windows, nodes, labels) -> dict[int, int]:
@@ -301,22 +341,27 @@ def constrained_ahc(
     num_clusters: int | None = None,
     min_clusters: int | None = None,
     max_clusters: int | None = None,
+    linkage: str = "average",
 ) -> np.ndarray:
-    """Average-linkage agglomerative clustering of ``n`` items with similarity ``sim (n, n)``
-    and cannot-link pairs ``cannot (n, n)`` -> cluster id per item ``(n,)``.
+    """Agglomerative clustering of ``n`` items with similarity ``sim (n, n)`` (1 on the
+    diagonal) and cannot-link pairs ``cannot (n, n)`` -> cluster id per item ``(n,)``.
 
-    Clusters merge, most similar first, while their average similarity is >= ``threshold``;
-    below it they still merge down to ``num_clusters`` or ``max_clusters``, and never below
+    Clusters merge, most similar first, while their similarity is >= ``threshold``; below
+    it they still merge down to ``num_clusters`` or ``max_clusters``, and never below
     ``num_clusters`` or ``min_clusters``. Clusters holding a cannot-link pair never merge;
     if that leaves more clusters than asked for, the smallest (by ``weight``, default item
-    count) are folded into the most similar of the others.
+    count) are folded into the most similar of the others. The similarity of two clusters
+    (``linkage``) is their items' average similarity (``"average"``), or that of their
+    centroids (``"centroid"``, :func:`_linkage`; the items' own when they are single).
     """
     n = len(sim)
     weight = np.ones(n) if weight is None else np.asarray(weight, dtype=float)
     total = sim.astype(np.float64).copy()  # sum of item similarities between two clusters
+    within = np.diag(total).copy()  # sum of item similarities inside each cluster
     blocked = cannot.copy() | np.eye(n, dtype=bool)
     size, alive = np.ones(n), np.ones(n, dtype=bool)
-    score = np.where(blocked, -np.inf, total)  # average similarity, -inf where merging is barred
+    start = total if linkage == "average" else _linkage(total, within, size, linkage)
+    score = np.where(blocked, -np.inf, start)  # cluster similarity, -inf where merging is barred
     labels = np.arange(n)
     floor = num_clusters or min_clusters or 1
     ceiling = num_clusters or max_clusters or n
@@ -325,20 +370,42 @@ def constrained_ahc(
         a, b = np.unravel_index(np.argmax(score), score.shape)
         if score[a, b] == -np.inf or (score[a, b] < threshold and k <= ceiling):
             break
+        within[a] += within[b] + 2 * total[a, b]
         total[a] += total[b]
         total[:, a] = total[a]
         blocked[a] |= blocked[b]
         blocked[:, a] = blocked[a]
         size[a] += size[b]
         alive[b] = False
-        score[a] = np.where(blocked[a] | ~alive, -np.inf, total[a] / (size[a] * size))
+        row = _linkage(total[a], within, size, linkage, a)
+        score[a] = np.where(blocked[a] | ~alive, -np.inf, row)
         score[:, a] = score[a]
         score[b], score[:, b] = -np.inf, -np.inf
         labels[labels == b] = a
         k -= 1
     if k > ceiling:
-        labels = _fold(labels, total / np.outer(size, size), weight, ceiling)
+        labels = _fold(labels, _linkage(total, within, size, linkage), weight, ceiling)
     return labels
+
+
+def _linkage(
+    total: np.ndarray, within: np.ndarray, size: np.ndarray, linkage: str, a: int | None = None
+) -> np.ndarray:
+    """Similarity of cluster ``a`` to every cluster (``total (clusters,)``: the sums of item
+    similarities between them), or of all pairs (``a`` None, ``total (clusters, clusters)``).
+
+    Average linkage: ``total / (size_a size_b)``. Centroid linkage, with the similarity read
+    as the inner product of unit vectors (a cosine kernel): ``1 - |c_a - c_b|^2 / 2``, where
+    ``c`` is a cluster's mean vector, ``|c_a - c_b|^2 = W_a + W_b - 2 S_ab`` and ``W``,
+    ``S`` are average similarities inside a cluster and between two; for two single items
+    it is their own similarity."""
+    if a is None:
+        mean, row_within = total / np.outer(size, size), (within / size**2)[:, None]
+    else:
+        mean, row_within = total / (size[a] * size), within[a] / size[a] ** 2
+    if linkage == "average":
+        return mean
+    return mean - (row_within + within / size**2) / 2 + 1
 
 
 def _fold(labels: np.ndarray, score: np.ndarray, weight: np.ndarray, keep: int) -> np.ndarray:
@@ -351,3 +418,142 @@ def _fold(labels: np.ndarray, score: np.ndarray, weight: np.ndarray, keep: int) 
         if c not in kept:
             out[labels == c] = kept[np.argmax(score[c, kept])]
     return out
+
+
+# Re-assignment and spectral clustering -------------------------------------------------------
+
+# most speakers the eigen-gap may find when max_speakers is not given (3D-Speaker's default)
+SPECTRAL_MAX_CLUSTERS = 15
+
+
+def reassign(
+    labels: np.ndarray,
+    sim: np.ndarray,
+    cannot: np.ndarray,
+    groups: list[list[int]],
+    floor: int | None = None,
+    only_broken: bool = False,
+) -> np.ndarray:
+    """Each item moved to the cluster whose centroid it is nearest (the cosine of the item
+    and the cluster's mean vector, from the kernel ``sim (n, n)``), the items of each group
+    (one window's local speakers) placed together so that no two cannot-link items share a
+    cluster (:func:`assign_group`; where the clusters are too few, new ones are opened).
+    ``only_broken``: only groups whose labels put a cannot-link pair together move. The
+    labels are kept as they are if this would leave fewer than ``floor`` clusters."""
+    clusters = np.unique(labels)
+    member = (labels[None, :] == clusters[:, None]).astype(np.float64)  # (clusters, items)
+    size = member.sum(1)
+    mean = sim @ member.T / size  # (items, clusters): item . centroid
+    centre = np.einsum("ci,ij,cj->c", member, sim, member) / size**2  # |centroid|^2
+    score = mean / np.sqrt(np.maximum(centre, 1e-12))  # (items, clusters) cosine
+    out, fresh = labels.copy(), int(labels.max()) + 1
+    for group in groups:
+        apart = cannot[np.ix_(group, group)]  # (members, members)
+        if only_broken and not (apart & (labels[group][:, None] == labels[group][None, :])).any():
+            continue
+        picked = assign_group(score[group], apart)  # (members,), >= len(clusters): new ones
+        for item, j in zip(group, picked, strict=True):
+            out[item] = clusters[j] if j < len(clusters) else fresh + j - len(clusters)
+        fresh = max(fresh, int(out[group].max()) + 1)
+    return labels if len(np.unique(out)) < min(floor or 1, len(clusters)) else out
+
+
+def assign_group(score: np.ndarray, apart: np.ndarray) -> np.ndarray:
+    """score (members, clusters), apart (members, members) cannot-link -> cluster index per
+    member maximising the summed score with no cannot-link pair in one cluster; an index
+    ``>= clusters`` is a new cluster, opened only when the clusters are too few. Members
+    all pairwise apart (the usual window): the optimal one-to-one assignment (Hungarian);
+    otherwise greedily, best pairs first."""
+    from scipy.optimize import linear_sum_assignment
+
+    m, c = score.shape
+    score = np.concatenate([score, np.full((m, m), NEW_CLUSTER_SCORE)], axis=1)  # (m, c + m)
+    if apart[~np.eye(m, dtype=bool)].all():
+        rows, cols = linear_sum_assignment(-score)
+        return cols[np.argsort(rows)]
+    picked = np.full(m, -1)
+    for flat in np.argsort(-score, axis=None, kind="stable"):
+        i, j = divmod(int(flat), c + m)
+        if picked[i] < 0 and not (picked[apart[i]] == j).any():
+            picked[i] = j
+    return picked
+
+
+NEW_CLUSTER_SCORE = -2.0  # below any cosine: a new cluster only when no existing one may do
+
+
+def apart_members(cannot: np.ndarray, group: list[int]) -> list[int]:
+    """A largest-first greedy set of the ``group``'s items pairwise cannot-link (all of
+    them in the usual window): at least that many clusters are needed."""
+    apart = cannot[np.ix_(group, group)]
+    chosen: list[int] = []
+    for i in np.argsort(-apart.sum(1), kind="stable"):
+        if all(apart[i, j] for j in chosen):
+            chosen.append(int(i))
+    return [group[i] for i in chosen]
+
+
+def spectral_clusters(
+    sim: np.ndarray,
+    cannot: np.ndarray,
+    threshold: float,
+    num_clusters: int | None = None,
+    min_clusters: int | None = None,
+    max_clusters: int | None = None,
+) -> np.ndarray:
+    """Spectral clustering of ``n`` items, ``sim (n, n)`` -> cluster id per item ``(n,)``.
+
+    The affinity keeps the similarities of at least ``threshold`` (at least 0) between
+    items that may link (``cannot (n, n)`` pairs are 0); the number of clusters is
+    ``num_clusters``, else the one after which the eigenvalues of its Laplacian ``D - A``
+    jump the most (up to :data:`SPECTRAL_MAX_CLUSTERS`, or ``max_clusters`` if more, as
+    3D-Speaker does), brought into ``[min_clusters, max_clusters]``; the items are then
+    clustered by k-means on their rows of that many eigenvectors (:func:`kmeans`).
+    Cannot-link pairs may still share a cluster: :func:`reassign` separates them."""
+    from scipy.linalg import eigh
+
+    n = len(sim)
+    affinity = np.where((sim >= threshold) & ~cannot, np.maximum(sim, 0.0), 0.0)
+    np.fill_diagonal(affinity, 0.0)
+    affinity = (affinity + affinity.T) / 2  # (n, n)
+    values, vectors = eigh(np.diag(affinity.sum(1)) - affinity)  # ascending eigenvalues
+    if num_clusters:
+        k = num_clusters
+    else:
+        k = eigengap_count(values, 1, min(n, max(SPECTRAL_MAX_CLUSTERS, max_clusters or 0)))
+        k = min(max(k, min_clusters or 1), max_clusters or n)
+    k = min(k, n)
+    return kmeans(vectors[:, :k], k)
+
+
+def eigengap_count(values: np.ndarray, low: int, high: int) -> int:
+    """The number of clusters ``k`` in ``[low, high]`` after which the ascending Laplacian
+    eigenvalues ``values`` jump the most (``values[k] - values[k - 1]``); ``high`` when
+    ``high`` is every item (no eigenvalue follows)."""
+    ks = np.arange(low, high + 1)
+    gaps = np.array([values[k] - values[k - 1] if k < len(values) else -np.inf for k in ks])
+    if np.all(gaps == -np.inf):
+        return high
+    return int(ks[np.argmax(gaps)])
+
+
+def kmeans(points: np.ndarray, k: int, iterations: int = 100) -> np.ndarray:
+    """points (n, dims) -> cluster id per point (n,): Lloyd's k-means from farthest-first
+    centres (the first point, then each time the point farthest from all centres so far),
+    so the same input always gives the same clusters."""
+    centres = [0]
+    dist = ((points - points[0]) ** 2).sum(1)
+    for _ in range(1, k):
+        centres.append(int(np.argmax(dist)))
+        dist = np.minimum(dist, ((points - points[centres[-1]]) ** 2).sum(1))
+    centre = points[centres].copy()  # (k, dims)
+    labels = np.full(len(points), -1)
+    for _ in range(iterations):
+        new = ((points[:, None, :] - centre[None]) ** 2).sum(2).argmin(1)  # (n,)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+        for c in range(k):
+            if (labels == c).any():
+                centre[c] = points[labels == c].mean(0)
+    return labels

@@ -4,9 +4,11 @@
 Each window keeps its posteriors ``probs (frames, local speakers)`` (zero on digital
 silence), its attractors, its activity masks (thresholded once, here), and for the local
 speakers heard alone long enough a voice profile (:mod:`diarize.features.voice`) and, when
-the checkpoint carries a speaker encoder, an embedding (:mod:`diarize.models.speaker`). A
-local speaker whose turns sound like several persons (the model decodes fewer speakers than
-a window may hold) is first split into one column per voice (:func:`split_voices`).
+the checkpoint carries a speaker encoder, an embedding (:mod:`diarize.models.speaker`); a
+pretrained embedding model instead embeds the windows' speakers as they come
+(:mod:`diarize.inference.embed`, each sample once). A local speaker whose turns sound like
+several persons (the model decodes fewer speakers than a window may hold) is first split
+into one column per voice (:func:`split_voices`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ class WindowOutput:
     # computed from probs and threshold when not given
     active: np.ndarray | None = None
     alone: np.ndarray | None = None
+    # (local speakers,) bool: which have a pretrained embedding (diarize.inference.embed);
+    # None: those heard alone long enough (voice_frames >= LinkConfig.min_voice_frames)
+    embedded: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.active is None or self.alone is None:
@@ -74,16 +79,21 @@ def analyse_windows(
     speaker_encoder=None,
     device: str = "cpu",
     on_batch: Callable[[list[WindowOutput]], None] | None = None,
+    embedder=None,
 ) -> list[WindowOutput]:
     """Run windows through ``model.infer`` in batches of ``config.batch_size`` (at most
     ``max_speakers`` local speakers each), then analyse each window's local speakers
-    (:func:`local_speakers`). ``on_batch(outputs)`` after each batch."""
+    (:func:`local_speakers`). ``on_batch(outputs)`` after each batch. ``embedder``: a
+    :class:`~diarize.inference.embed.PretrainedEmbedder` that sees each batch and gives the
+    outputs their embeddings at the end."""
     outputs: list[WindowOutput] = []
     batch: list[Window] = []
 
     def flush() -> None:
         nets = forward(model, [w.wave for w in batch], max_speakers, device)
         out = [local_speakers(w, *net, grid, config, speaker_encoder) for w, net in zip(batch, nets, strict=True)]  # fmt: skip
+        if embedder is not None:
+            embedder.add(batch, out)
         outputs.extend(out)
         batch.clear()
         if on_batch:
@@ -95,7 +105,7 @@ def analyse_windows(
             flush()
     if batch:
         flush()
-    return outputs
+    return outputs if embedder is None else embedder.finish(outputs)
 
 
 def forward(

@@ -1,0 +1,105 @@
+"""Linking settings on a diarization set without running the network again for each: every
+recording is analysed once per embedding model (``Diarizer.analyse``: windows, local
+speakers, embeddings), then linked, aggregated and scored for each linking method x link
+threshold (``Diarizer.finish``), as ``diarize evaluate`` would with ``--embedding E
+--link method=M --link-threshold T`` (same DER, the same code after the analysis).
+
+Prints one line per setting: DER (md-eval, collar 0.25 s by default), its parts, the
+speaker count found against the reference per recording, and the analysis time (one
+thread when OMP_NUM_THREADS=1); ``--json`` writes them.
+
+    OMP_NUM_THREADS=1 python bench/link_grid.py data/dev_real_long --model CKPT \
+        --embedding none data/pretrained/campplus_cn_en_common.pt \
+        --methods average centroid spectral --thresholds 0.3 0.4 0.5 0.6 0.7
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from diarize.scoring import DEFAULT_COLLAR
+from diarize.utils import run_tool
+
+
+def analyse_all(diarizer, data) -> tuple[dict, float]:
+    """{recording id: Analysis} and the seconds they took."""
+    from diarize.data.kaldi import recording_audio
+
+    analyses, start = {}, time.perf_counter()
+    for rec in data:
+        with recording_audio(rec) as path:
+            analyses[rec.id] = diarizer.analyse(path, uri=rec.id)
+    return analyses, time.perf_counter() - start
+
+
+def finish_all(diarizer, analyses: dict, data, collar: float) -> dict:
+    """DER and speaker counts of ``diarizer``'s settings on the analysed recordings."""
+    from diarize.scoring import score
+
+    hypotheses = {uri: diarizer.finish(a).annotation for uri, a in analyses.items()}
+    report = score({rec.id: rec.annotation for rec in data}, hypotheses, None, collar)
+    total = report.total
+    return {
+        "der": round(total.der, 2),
+        "missed": round(total.percent(total.missed), 2),
+        "false_alarm": round(total.percent(total.false_alarm), 2),
+        "confusion": round(total.percent(total.confusion), 2),
+        "speakers": {uri: [f.hyp_speakers, f.ref_speakers] for uri, f in report.files.items()},
+    }
+
+
+def with_settings(diarizer, method: str, threshold: float):
+    """A copy of ``diarizer`` linking by ``method`` at ``threshold``."""
+    import copy
+
+    from diarize.config import with_fields
+
+    other = copy.copy(diarizer)
+    other.config = with_fields(
+        diarizer.config, {"link_threshold": threshold, "link": {"method": method}}
+    )
+    return other
+
+
+def main() -> int:
+    from diarize import Diarizer
+    from diarize.data.kaldi import load_diarization_set
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("data", help="diarization set (as diarize evaluate reads)")
+    p.add_argument("--model", help="checkpoint (default: the bundled model)")
+    p.add_argument("--embedding", nargs="+", default=["none"], help="'none' or NAME|PATH each")
+    p.add_argument("--methods", nargs="+", default=["average", "centroid", "spectral"])
+    p.add_argument("--thresholds", nargs="+", type=float, default=[0.3, 0.4, 0.5, 0.6, 0.7])
+    p.add_argument("--collar", type=float, default=DEFAULT_COLLAR)
+    p.add_argument("--json", type=Path, help="write the results here")
+    args = p.parse_args()
+    data = load_diarization_set(args.data)
+    audio = sum(rec.duration for rec in data)
+    rows = []
+    for embedding in args.embedding:
+        diarizer = Diarizer.from_pretrained(args.model, embedding=embedding)
+        analyses, seconds = analyse_all(diarizer, data)
+        print(
+            f"{embedding}: analysis {seconds:.1f} s for {audio:.0f} s (RTF {seconds / audio:.4f})"
+        )
+        for method in args.methods:
+            for threshold in args.thresholds:
+                row = finish_all(with_settings(diarizer, method, threshold), analyses, data, args.collar)  # fmt: skip
+                row |= {"embedding": embedding, "method": method, "threshold": threshold,
+                        "analysis_rtf": round(seconds / audio, 4)}  # fmt: skip
+                rows.append(row)
+                counts = " ".join(f"{h}/{r}" for h, r in row["speakers"].values())
+                print(f"  {method:9s} {threshold:5.2f}  DER {row['der']:6.2f}  (miss "
+                      f"{row['missed']:.2f} fa {row['false_alarm']:.2f} conf "
+                      f"{row['confusion']:.2f})  speakers {counts}", flush=True)  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    run_tool(main, Path(__file__).name)
