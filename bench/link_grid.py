@@ -1,8 +1,9 @@
 """Linking settings on a diarization set without running the network again for each: every
 recording is analysed once per embedding model (``Diarizer.analyse``: windows, local
 speakers, embeddings), then linked, aggregated and scored for each linking method x link
-threshold (``Diarizer.finish``), as ``diarize evaluate`` would with ``--embedding E
---link method=M --link-threshold T`` (same DER, the same code after the analysis).
+threshold x each combination of ``--sweep`` values of other linking constants
+(``Diarizer.finish``), as ``diarize evaluate`` would with ``--embedding E --link method=M
+--link-threshold T [--link KEY=VALUE]`` (same DER, the same code after the analysis).
 
 Prints one line per setting: DER (md-eval, collar 0.25 s by default), its parts, the
 speaker count found against the reference per recording, and the analysis time (one
@@ -11,11 +12,14 @@ thread when OMP_NUM_THREADS=1); ``--json`` writes them.
     OMP_NUM_THREADS=1 python bench/link_grid.py data/dev_real_long --model CKPT \
         --embedding none data/pretrained/campplus_cn_en_common.pt \
         --methods average centroid spectral --thresholds 0.3 0.4 0.5 0.6 0.7
+    OMP_NUM_THREADS=1 python bench/link_grid.py data/dev_real_long --model CKPT \
+        --methods centroid --thresholds 0.7 0.75 0.8 --sweep min_cluster_size=1,5,12
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from pathlib import Path
@@ -51,17 +55,29 @@ def finish_all(diarizer, analyses: dict, data, collar: float) -> dict:
     }
 
 
-def with_settings(diarizer, method: str, threshold: float):
-    """A copy of ``diarizer`` linking by ``method`` at ``threshold``."""
+def with_settings(diarizer, method: str, threshold: float, link: dict):
+    """A copy of ``diarizer`` linking by ``method`` at ``threshold``, with ``link`` (other
+    LinkConfig fields)."""
     import copy
 
     from diarize.config import with_fields
 
     other = copy.copy(diarizer)
-    other.config = with_fields(
-        diarizer.config, {"link_threshold": threshold, "link": {"method": method}}
-    )
+    settings = {"link_threshold": threshold, "link": {"method": method, **link}}
+    other.config = with_fields(diarizer.config, settings, "link_grid settings")
     return other
+
+
+def sweeps(items: list[str]) -> list[dict]:
+    """``["a=1,2", "b=x"]`` -> every combination ``[{"a": 1, "b": "x"}, {"a": 2, ...}]``."""
+    from diarize.config import parse_value
+
+    keys, values = [], []
+    for item in items:
+        key, _, text = item.partition("=")
+        keys.append(key)
+        values.append([parse_value(v) for v in text.split(",")])
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
 
 
 def main() -> int:
@@ -74,6 +90,8 @@ def main() -> int:
     p.add_argument("--embedding", nargs="+", default=["none"], help="'none' or NAME|PATH each")
     p.add_argument("--methods", nargs="+", default=["average", "centroid", "spectral"])
     p.add_argument("--thresholds", nargs="+", type=float, default=[0.3, 0.4, 0.5, 0.6, 0.7])
+    p.add_argument("--sweep", nargs="*", default=[], metavar="KEY=V1,V2",
+                   help="LinkConfig fields to sweep too, every combination")  # fmt: skip
     p.add_argument("--collar", type=float, default=DEFAULT_COLLAR)
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args()
@@ -86,16 +104,18 @@ def main() -> int:
         print(
             f"{embedding}: analysis {seconds:.1f} s for {audio:.0f} s (RTF {seconds / audio:.4f})"
         )
-        for method in args.methods:
-            for threshold in args.thresholds:
-                row = finish_all(with_settings(diarizer, method, threshold), analyses, data, args.collar)  # fmt: skip
-                row |= {"embedding": embedding, "method": method, "threshold": threshold,
-                        "analysis_rtf": round(seconds / audio, 4)}  # fmt: skip
-                rows.append(row)
-                counts = " ".join(f"{h}/{r}" for h, r in row["speakers"].values())
-                print(f"  {method:9s} {threshold:5.2f}  DER {row['der']:6.2f}  (miss "
-                      f"{row['missed']:.2f} fa {row['false_alarm']:.2f} conf "
-                      f"{row['confusion']:.2f})  speakers {counts}", flush=True)  # fmt: skip
+        grid = itertools.product(args.methods, args.thresholds, sweeps(args.sweep))
+        for method, threshold, link in grid:
+            settings = with_settings(diarizer, method, threshold, link)
+            row = finish_all(settings, analyses, data, args.collar)
+            row |= {"embedding": embedding, "method": method, "threshold": threshold,
+                    "link": link, "analysis_rtf": round(seconds / audio, 4)}  # fmt: skip
+            rows.append(row)
+            counts = " ".join(f"{h}/{r}" for h, r in row["speakers"].values())
+            extra = " ".join(f"{k}={v}" for k, v in link.items())
+            print(f"  {method:9s} {threshold:5.2f} {extra:24s} DER {row['der']:6.2f}  (miss "
+                  f"{row['missed']:.2f} fa {row['false_alarm']:.2f} conf "
+                  f"{row['confusion']:.2f})  speakers {counts}", flush=True)  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     return 0

@@ -128,9 +128,18 @@ class LinkConfig:
     # then each local speaker re-assigned to its nearest cluster (pyannote 3.x), or
     # "spectral" (speaker count from the eigen-gap); all keep the cannot-link pairs apart
     method: str = "average"
+    # clusters of fewer local speakers are dissolved into the nearest larger ones after
+    # clustering (pyannote's min_cluster_size; 1 = off)
+    min_cluster_size: int = 1
+    # spectral: each local speaker keeps this fraction of its most similar others in the
+    # affinity (3D-Speaker's p-pruning; 1 = all)
+    spectral_keep: float = 0.05
 
     def __post_init__(self) -> None:
         _check_at_least(self, min_active_frames=1, min_voice_frames=1, min_turn_frames=1)
+        _check_at_least(self, min_cluster_size=1, spectral_keep=0.0)
+        if self.spectral_keep > 1:
+            raise DiarizeError(f"link.spectral_keep must be at most 1, got {self.spectral_keep}")
         _check_at_least(self, overlap_weight=0.0, f0_weight=0.0, voice_floor=0.0, split_cost=0.0)
         if self.method not in LINK_METHODS:
             raise DiarizeError(

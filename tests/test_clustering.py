@@ -155,6 +155,37 @@ def test_spectral_finds_the_blocks_and_their_number(threshold):
     assert len(set(spectral_clusters(sim, none, threshold, min_clusters=4))) == 4
 
 
+def test_spectral_prunes_each_row_to_its_nearest_items():
+    # two blocks that also like each other (0.6): on the whole affinity the eigen-gap sees
+    # one cluster; each item keeping only its 7 nearest (its own block) sees both
+    sim = blocks([8, 8], within=0.9, between=0.6)
+    none = np.zeros((16, 16), dtype=bool)
+    assert len(set(spectral_clusters(sim, none, 0.0, keep=1.0))) == 1
+    halves = {frozenset(range(8)), frozenset(range(8, 16))}
+    assert partition(spectral_clusters(sim, none, 0.0, keep=0.4)) == halves  # ceil(6.4) = 7
+
+
+def test_min_cluster_size_dissolves_small_clusters_into_the_nearest_large_one():
+    x = np.array([[1.0, 0.0]] * 3 + [[0.0, 1.0]] * 3 + [[0.8, 0.6]])
+    sim = x @ x.T
+    labels = np.array([0, 0, 0, 1, 1, 1, 2])  # item 6 alone, nearer the first cluster
+    groups = [[i] for i in range(7)]
+    none = np.zeros((7, 7), dtype=bool)
+    assert reassign(labels, sim, none, groups, only_broken=True).tolist() == labels.tolist()
+    small = reassign(labels, sim, none, groups, only_broken=True, min_size=2)
+    assert small.tolist() == [0, 0, 0, 1, 1, 1, 0]
+    cannot = none.copy()
+    cannot[0, 6] = cannot[6, 0] = True  # item 6 speaks with item 0 in one window
+    apart = reassign(labels, sim, cannot, [[0, 6], [1], [2], [3], [4], [5]], only_broken=True, min_size=2)  # fmt: skip
+    assert apart.tolist() == [0, 0, 0, 1, 1, 1, 1]
+    # through the config: average linkage at a threshold that leaves item 6 alone
+    config = InferConfig(link_threshold=0.9, link=LinkConfig(min_cluster_size=2))
+    linked = cluster_core(sim, none, np.ones(7), groups, config, SpeakerCount())
+    assert partition(linked) == {frozenset({0, 1, 2, 6}), frozenset({3, 4, 5})}
+    with pytest.raises(DiarizeError, match="min_cluster_size must be >= 1"):
+        LinkConfig(min_cluster_size=0)
+
+
 def test_spectral_clustering_keeps_cannot_link_pairs_apart():
     sim = blocks([3, 3], within=0.9, between=0.1)
     cannot = np.zeros((6, 6), dtype=bool)

@@ -290,16 +290,24 @@ def cluster_core(
 ) -> np.ndarray:
     """Cluster label per item of ``sim (items, items)`` by ``config.link.method``;
     ``groups``: the items of each window (re-assigned together, :func:`reassign`)."""
-    method, threshold = config.link.method, config.link_threshold
+    method, threshold, smallest = (
+        config.link.method,
+        config.link_threshold,
+        config.link.min_cluster_size,
+    )
+    floor = count.num or count.min
     if method == "spectral":
         least = max([count.min or 1, *(len(apart_members(cannot, g)) for g in groups)])
-        labels = spectral_clusters(sim, cannot, threshold, count.num, least, count.max)
-        return reassign(labels, sim, cannot, groups, count.num or count.min, only_broken=True)
+        labels = spectral_clusters(
+            sim, cannot, threshold, count.num, least, count.max, config.link.spectral_keep
+        )
+        return reassign(labels, sim, cannot, groups, floor, only_broken=True, min_size=smallest)
     labels = constrained_ahc(
         sim, cannot, threshold, weight, count.num, count.min, count.max, linkage=method
     )
-    if method == "centroid":
-        labels = reassign(labels, sim, cannot, groups, count.num or count.min)
+    if method == "centroid" or smallest > 1:
+        only_broken = method != "centroid"  # average linkage: only the small clusters move
+        labels = reassign(labels, sim, cannot, groups, floor, only_broken, min_size=smallest)
     return labels
 
 
@@ -424,6 +432,7 @@ def _fold(labels: np.ndarray, score: np.ndarray, weight: np.ndarray, keep: int) 
 
 # most speakers the eigen-gap may find when max_speakers is not given (3D-Speaker's default)
 SPECTRAL_MAX_CLUSTERS = 15
+SPECTRAL_MIN_KEPT = 6  # fewest neighbours an item keeps in the pruned affinity (3D-Speaker's)
 
 
 def reassign(
@@ -433,27 +442,31 @@ def reassign(
     groups: list[list[int]],
     floor: int | None = None,
     only_broken: bool = False,
+    min_size: int = 1,
 ) -> np.ndarray:
     """Each item moved to the cluster whose centroid it is nearest (the cosine of the item
     and the cluster's mean vector, from the kernel ``sim (n, n)``), the items of each group
     (one window's local speakers) placed together so that no two cannot-link items share a
     cluster (:func:`assign_group`; where the clusters are too few, new ones are opened).
-    ``only_broken``: only groups whose labels put a cannot-link pair together move. The
-    labels are kept as they are if this would leave fewer than ``floor`` clusters."""
-    clusters = np.unique(labels)
-    member = (labels[None, :] == clusters[:, None]).astype(np.float64)  # (clusters, items)
-    size = member.sum(1)
-    mean = sim @ member.T / size  # (items, clusters): item . centroid
-    centre = np.einsum("ci,ij,cj->c", member, sim, member) / size**2  # |centroid|^2
+    Clusters of fewer than ``min_size`` items take none (as pyannote's ``min_cluster_size``;
+    unless no cluster is that large). ``only_broken``: only the groups whose labels put a
+    cannot-link pair together, or an item in a cluster too small, move. The labels are kept
+    as they are if this would leave fewer than ``floor`` clusters."""
+    clusters, counts = np.unique(labels, return_counts=True)
+    large = clusters[counts >= min_size] if (counts >= min_size).any() else clusters
+    member = (labels[None, :] == large[:, None]).astype(np.float64)  # (clusters, items)
+    mean = sim @ member.T / member.sum(1)  # (items, clusters): item . centroid
+    centre = np.einsum("ci,ij,cj->c", member, sim, member) / member.sum(1) ** 2  # |centroid|^2
     score = mean / np.sqrt(np.maximum(centre, 1e-12))  # (items, clusters) cosine
     out, fresh = labels.copy(), int(labels.max()) + 1
     for group in groups:
         apart = cannot[np.ix_(group, group)]  # (members, members)
-        if only_broken and not (apart & (labels[group][:, None] == labels[group][None, :])).any():
+        together = apart & (labels[group][:, None] == labels[group][None, :])
+        if only_broken and not together.any() and np.isin(labels[group], large).all():
             continue
-        picked = assign_group(score[group], apart)  # (members,), >= len(clusters): new ones
+        picked = assign_group(score[group], apart)  # (members,), >= len(large): new ones
         for item, j in zip(group, picked, strict=True):
-            out[item] = clusters[j] if j < len(clusters) else fresh + j - len(clusters)
+            out[item] = large[j] if j < len(large) else fresh + j - len(large)
         fresh = max(fresh, int(out[group].max()) + 1)
     return labels if len(np.unique(out)) < min(floor or 1, len(clusters)) else out
 
@@ -500,11 +513,14 @@ def spectral_clusters(
     num_clusters: int | None = None,
     min_clusters: int | None = None,
     max_clusters: int | None = None,
+    keep: float = 1.0,
 ) -> np.ndarray:
     """Spectral clustering of ``n`` items, ``sim (n, n)`` -> cluster id per item ``(n,)``.
 
     The affinity keeps the similarities of at least ``threshold`` (at least 0) between
-    items that may link (``cannot (n, n)`` pairs are 0); the number of clusters is
+    items that may link (``cannot (n, n)`` pairs are 0), and of each item only its most
+    similar ``keep`` fraction of the items (at least :data:`SPECTRAL_MIN_KEPT`; 3D-Speaker's
+    p-pruning), made symmetric again by averaging; the number of clusters is
     ``num_clusters``, else the one after which the eigenvalues of its Laplacian ``D - A``
     jump the most (up to :data:`SPECTRAL_MAX_CLUSTERS`, or ``max_clusters`` if more, as
     3D-Speaker does), brought into ``[min_clusters, max_clusters]``; the items are then
@@ -515,6 +531,9 @@ def spectral_clusters(
     n = len(sim)
     affinity = np.where((sim >= threshold) & ~cannot, np.maximum(sim, 0.0), 0.0)
     np.fill_diagonal(affinity, 0.0)
+    kept = max(SPECTRAL_MIN_KEPT, int(np.ceil(keep * n)))
+    if kept < n:  # zero all but each row's `kept` largest
+        np.put_along_axis(affinity, np.argsort(-affinity, axis=1)[:, kept:], 0.0, axis=1)
     affinity = (affinity + affinity.T) / 2  # (n, n)
     values, vectors = eigh(np.diag(affinity.sum(1)) - affinity)  # ascending eigenvalues
     if num_clusters:
