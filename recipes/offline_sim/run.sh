@@ -8,9 +8,10 @@
 #   stage 4  average the last checkpoints
 #   stage 5  tune the activity threshold on a separate tuning set of held-out persons, then
 #            evaluate on the dev sets (collar 0 and 0.25 per side)
-#   stage 6  train the speaker encoder (linking), export the default model (with the tuned
-#            threshold and the encoder) into diarize/assets/default.pt
-#   stage 7  the bundled example recording (held-out persons) under examples/
+#   stage 6  train the speaker encoder (linking), export the model (with the tuned threshold
+#            and the encoder) into $exp/model.pt: the previous bundled model (TTS voices); the
+#            bundled one now comes from recipes/real_voices/run.sh
+#   stage 7  an example recording (held-out persons) as $exp/example.flac
 #
 # Every stage resumes where it stopped; run it in the background and rerun it after a kill:
 #   nohup bash recipes/offline_sim/run.sh > exp/offline_sim.log 2>&1 &
@@ -110,7 +111,7 @@ if step 6; then
     fi
     say "6: export the default model with its speaker encoder"
     # link_threshold: chosen on bench/long_audio.py --seed 1-7 (README, "Long recordings")
-    python tools/export_model.py "$exp/avg.pt" diarize/assets/default.pt --speaker "$exp/speaker.pt" \
+    python tools/export_model.py "$exp/avg.pt" "$exp/model.pt" --speaker "$exp/speaker.pt" \
         --infer "threshold=$(cat "$exp/threshold")" link_threshold=0.55
 fi
 
@@ -118,6 +119,6 @@ if step 7; then
     say "7: bundled example (2 held-out persons)"
     diarize simulate "$corpus" "$data/example" --num-mixtures 1 --speakers 2 --min-utts 12 --max-utts 14 \
         --beta 2 --snr 15 --rir-prob 0 --speaker-list "$corpus/persons_dev" --prefix meeting --seed 11
-    python tools/export_example.py "$data/example" examples/meeting
+    python tools/export_example.py "$data/example" "$exp/example"
 fi
 say "done"
