@@ -1,7 +1,8 @@
-"""The benchmark recipes (recipes/{ami,callhome,dihard3,voxconverse}/run.sh) and the two
-tools they call: shell syntax, numbered stages as documented, tools/adapt_from.py on a tiny
-checkpoint, and the VoxConverse recipe's prepare and scoring stages end to end on a fake
-tree with a perfect system (its results table must say 0 % DER)."""
+"""The benchmark recipes (recipes/{ami,callhome,dihard3,voxconverse}/run.sh, with their
+shared stages 2-8 in recipes/benchmark_stages.sh) and the two tools they call: shell syntax,
+numbered stages as documented, tools/adapt_from.py on a tiny checkpoint, and the VoxConverse
+recipe's prepare and scoring stages end to end on a fake tree with a perfect system (its
+results table must say 0 % DER)."""
 
 from __future__ import annotations
 
@@ -24,10 +25,14 @@ def test_recipe_syntax_and_stages(name: str):
     script = ROOT / "recipes" / name / "run.sh"
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
     text = script.read_text()
+    assert text.rstrip().endswith('/../benchmark_stages.sh"  # stages 2-8')
+    stages = ROOT / "recipes" / "benchmark_stages.sh"  # sourced: stages 2-8
+    assert subprocess.run(["bash", "-n", str(stages)]).returncode == 0
+    shared = stages.read_text()
     documented = [int(n) for n in re.findall(r"^#   stage (\d+) ", text, re.M)]
-    blocks = [int(n) for n in re.findall(r"^if step (\d+); then", text, re.M)]
+    blocks = [int(n) for n in re.findall(r"^if step (\d+); then", text + shared, re.M)]
     assert documented == blocks == list(range(9))
-    assert f"diarize prepare {name} " in text and "tools/results_table.py" in text
+    assert f"diarize prepare {name} " in text and "tools/results_table.py" in shared
     header = text.split("while [ $# -gt 0 ]")[0]  # every path a variable at the top
     for var in ("data", "exp", "bundled", "adapt_base", "wavlm", "conditions"):
         assert re.search(rf"^{var}=", header, re.M), var

@@ -34,7 +34,7 @@ wav=data/callhome/wav                 # decoded audio of the files libsndfile ca
 exp=exp/callhome
 bundled=diarize/assets/default.pt     # the model evaluated, then adapted
 adapt_base=configs/eend_eda_adapt.yaml  # train section of the adaptation (EEND-EDA: Adam 1e-5)
-adapt_set=callhome1
+adapt_data="$data/callhome1"          # comma-separated directories
 dev_set=callhome2
 test_sets="callhome2 callhome2_spk2"
 conditions="callhome callhome-kaldi"
@@ -61,13 +61,6 @@ while [ $# -gt 0 ]; do
 done
 step() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 say() { echo "=== $(date '+%F %T') stage $*"; }
-evaluate() {  # evaluate MODEL SYSTEM: each test set, hypotheses and der.json in $exp/SYSTEM/SET
-    for set in $test_sets; do
-        diarize evaluate "$data/$set" --model "$1" --condition "$primary" \
-            -o "$exp/$2/$set" ${device:+--device "$device"}
-    done
-}
-have_gpu() { python -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; }
 
 if step 0; then
     say "0: prepare $callhome -> $data"
@@ -83,67 +76,4 @@ if step 1; then
     done
 fi
 
-if step 2; then
-    say "2: evaluate the bundled model"
-    evaluate "$bundled" bundled
-fi
-
-if step 3; then
-    say "3: adaptation config and speaker encoder from $bundled"
-    mkdir -p "$exp/adapt"
-    python tools/adapt_from.py "$bundled" --base "$adapt_base" \
-        --config-out "$exp/adapt/config.yaml" --speaker-out "$exp/adapt/speaker.pt" \
-        --set train.epochs="$adapt_epochs"
-fi
-
-if step 4; then
-    say "4: adapt on $adapt_set"
-    diarize train --config "$exp/adapt/config.yaml" --init "$bundled" \
-        --train-data "$data/$adapt_set" --dev-data "$data/$dev_set" --out-dir "$exp/adapt" --resume
-fi
-
-if step 5; then
-    say "5: average the last $average_last checkpoints, with the bundled speaker encoder"
-    diarize average --exp-dir "$exp/adapt" --last "$average_last" -o "$exp/adapt/avg.pt"
-    speaker=()
-    [ -f "$exp/adapt/speaker.pt" ] && speaker=(--speaker "$exp/adapt/speaker.pt")
-    python tools/export_model.py "$exp/adapt/avg.pt" "$exp/adapt/model.pt" "${speaker[@]}"
-fi
-
-if step 6; then
-    say "6: evaluate the adapted model"
-    evaluate "$exp/adapt/model.pt" adapted
-fi
-
-if step 7; then
-    if [ -z "$wavlm" ] || ! have_gpu; then
-        say "7: skipped (needs --wavlm and a CUDA GPU)"
-    else
-        say "7: WavLM frontend, frozen then fine-tuned, on $adapt_set"
-        common=(--train-data "$data/$adapt_set" --dev-data "$data/$dev_set"
-                --epochs "$wavlm_epochs" --set features.wavlm.checkpoint="$wavlm")
-        diarize train --config configs/wavlm_base_plus_eend_eda_frozen.yaml "${common[@]}" \
-            --set train.feature_cache="$exp/wavlm_cache" --out-dir "$exp/wavlm_frozen" --resume
-        diarize average --exp-dir "$exp/wavlm_frozen" --last 5 -o "$exp/wavlm_frozen/avg.pt"
-        diarize train --config configs/wavlm_base_plus_eend_eda_finetune.yaml "${common[@]}" \
-            --init "$exp/wavlm_frozen/avg.pt" --out-dir "$exp/wavlm_finetune" --resume
-        diarize average --exp-dir "$exp/wavlm_finetune" --last 5 -o "$exp/wavlm_finetune/avg.pt"
-        evaluate "$exp/wavlm_frozen/avg.pt" wavlm_frozen
-        evaluate "$exp/wavlm_finetune/avg.pt" wavlm_finetune
-    fi
-fi
-
-if step 8; then
-    say "8: score each system under $conditions"
-    for system_dir in "$exp"/bundled "$exp"/adapted "$exp"/wavlm_frozen "$exp"/wavlm_finetune; do
-        [ -d "$system_dir" ] || continue
-        for set in $test_sets; do
-            for condition in $conditions; do
-                diarize score --ref "$data/$set/rttm" --hyp "$system_dir/$set/all.rttm" \
-                    --uem "$data/$set/uem" --condition "$condition" \
-                    --json "$exp/scores/$(basename "$system_dir")/$set/$condition.json" > /dev/null
-            done
-        done
-    done
-    python tools/results_table.py "$exp"/scores/*/*/*.json -o "$exp/results.md"
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/../benchmark_stages.sh"  # stages 2-8
