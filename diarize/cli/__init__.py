@@ -1,7 +1,7 @@
 """The ``diarize`` command. Each subcommand lives in its own module of this package with
 ``add_parser(subparsers)`` and ``run(args) -> int``; the library does the work, the CLI
 only parses arguments, calls it, writes files and prints. No subcommand module imports
-another: what several share (the inference options, the collar type, the DATA
+another: what several share (the inference and linking options, the collar type, the DATA
 options) is here. Heavy
 imports (torch) happen inside ``run`` so ``--help`` stays fast."""
 
@@ -77,6 +77,25 @@ def add_inference_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--batch-size", type=int, metavar="N", help="windows per forward pass")
     g.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+
+
+def add_linking_options(p: argparse.ArgumentParser) -> None:
+    """``--embedding`` and ``--link`` of ``diarize run`` and ``diarize evaluate``: the
+    speaker-embedding model and the LinkConfig constants that link speakers across windows."""
+    p.add_argument(
+        "--embedding",
+        metavar="NAME|PATH",
+        help="pretrained speaker-embedding model to link speakers with (CAM++, WeSpeaker "
+        "ResNet, ECAPA: a file or a name such as campplus-zh-en; default: the one the "
+        "checkpoint carries, if any; 'none': the checkpoint's own speaker encoder)",
+    )
+    p.add_argument(
+        "--link",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a linking constant (LinkConfig), e.g. method=average|centroid|spectral; repeatable",
+    )
 
 
 INFER_OPTIONS = ("threshold", "median", "min_duration_on", "min_duration_off", "window", "hop",

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from diarize.cli import add_data_options, add_inference_options, collar
+from diarize.cli import add_data_options, add_inference_options, add_linking_options, collar
 from diarize.conditions import CONDITION_NAMES
 
 
@@ -60,20 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="where hypotheses and der.json go (default: eval_<DATA name>)",
     )
     add_inference_options(p)
-    p.add_argument(
-        "--embedding",
-        metavar="NAME|PATH",
-        help="pretrained speaker-embedding model to link speakers with (CAM++, WeSpeaker "
-        "ResNet, ECAPA: a file or a name such as campplus-zh-en; default: the one the "
-        "checkpoint carries, if any; 'none': the checkpoint's own speaker encoder)",
-    )
-    p.add_argument(
-        "--link",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a linking constant (LinkConfig), e.g. method=average|centroid|spectral; repeatable",
-    )
+    add_linking_options(p)
     p.set_defaults(func=run)
 
 

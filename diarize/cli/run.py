@@ -26,7 +26,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from diarize.cli import add_inference_options
+from diarize.cli import add_inference_options, add_linking_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -56,20 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="checkpoint (default: the bundled model, diarize/assets/default.pt)",
     )
     add_inference_options(p)
-    p.add_argument(
-        "--embedding",
-        metavar="NAME|PATH",
-        help="pretrained speaker-embedding model to link speakers with (CAM++, WeSpeaker "
-        "ResNet, ECAPA: a file or a name such as campplus-zh-en; default: the one the "
-        "checkpoint carries, if any; 'none': the checkpoint's own speaker encoder)",
-    )
-    p.add_argument(
-        "--link",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a linking constant (LinkConfig), e.g. method=average|centroid|spectral; repeatable",
-    )
+    add_linking_options(p)
     p.add_argument(
         "--exclusive",
         action="store_true",
