@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 import torchaudio.compliance.kaldi as kaldi
+from test_embeddings_registry import ecapa_hyperparams
 
 from diarize.embeddings import load_embedding
 
@@ -224,23 +225,9 @@ def test_resnet34_matches_pyannote_checkpoint(tmp_path, fake_pyannote):
 
 # --- SpeechBrain ECAPA-TDNN ----------------------------------------------------------------
 
-ECAPA_YAML = """\
-# a reduced spkrec-ecapa-voxceleb (same structure, narrower layers)
-n_mels: 80
-compute_features: !new:speechbrain.lobes.features.Fbank
-    n_mels: !ref <n_mels>
-mean_var_norm: !new:speechbrain.processing.features.InputNormalization
-    norm_type: sentence
-    std_norm: False
-embedding_model: !new:speechbrain.lobes.models.ECAPA_TDNN.ECAPA_TDNN
-    input_size: !ref <n_mels>
-    channels: [64, 64, 64, 64, 192]
-    kernel_sizes: [5, 3, 3, 3, 1]
-    dilations: [1, 2, 3, 4, 1]
-    attention_channels: 16
-    se_channels: 16
-    lin_neurons: 32
-"""
+ECAPA_YAML = (  # a reduced spkrec-ecapa-voxceleb (same structure, narrower layers)
+    ecapa_hyperparams([64, 64, 64, 64, 192], attention_channels=16, lin_neurons=32, se_channels=16)
+)
 
 
 def test_ecapa_matches_speechbrain(tmp_path):

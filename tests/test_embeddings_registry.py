@@ -21,6 +21,29 @@ SMALL_ECAPA = ECAPAConfig(
 )
 
 
+def ecapa_hyperparams(
+    channels: list[int], attention_channels: int, lin_neurons: int, se_channels: int | None = None
+) -> str:
+    """The features and embedding_model of a SpeechBrain ECAPA hyperparams.yaml, laid out as
+    spkrec-ecapa-voxceleb's, with these layer sizes (``se_channels``: written when given)."""
+    se = f"    se_channels: {se_channels}\n" if se_channels is not None else ""
+    return f"""\
+n_mels: 80
+compute_features: !new:speechbrain.lobes.features.Fbank
+    n_mels: !ref <n_mels>
+mean_var_norm: !new:speechbrain.processing.features.InputNormalization
+    norm_type: sentence
+    std_norm: False
+embedding_model: !new:speechbrain.lobes.models.ECAPA_TDNN.ECAPA_TDNN
+    input_size: !ref <n_mels>
+    channels: {channels}
+    kernel_sizes: [5, 3, 3, 3, 1]
+    dilations: [1, 2, 3, 4, 1]
+    attention_channels: {attention_channels}
+{se}    lin_neurons: {lin_neurons}
+"""
+
+
 def noise(batch: int = 2, seconds: float = 1.0, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return 0.1 * torch.randn(batch, int(seconds * 16000), generator=g)
@@ -84,22 +107,9 @@ def test_too_short_or_misshapen_wave_is_a_value_error():
 def test_ecapa_hyperparams_of_the_published_model(tmp_path):
     """The spkrec-ecapa-voxceleb hyperparams.yaml layout: every tag kind, !ref values,
     objects we do not need (classifier, pretrainer) left alone."""
-    text = """\
-pretrained_path: speechbrain/spkrec-ecapa-voxceleb
-n_mels: 80
-out_n_neurons: 7205
-compute_features: !new:speechbrain.lobes.features.Fbank
-    n_mels: !ref <n_mels>
-mean_var_norm: !new:speechbrain.processing.features.InputNormalization
-    norm_type: sentence
-    std_norm: False
-embedding_model: !new:speechbrain.lobes.models.ECAPA_TDNN.ECAPA_TDNN
-    input_size: !ref <n_mels>
-    channels: [1024, 1024, 1024, 1024, 3072]
-    kernel_sizes: [5, 3, 3, 3, 1]
-    dilations: [1, 2, 3, 4, 1]
-    attention_channels: 128
-    lin_neurons: 192
+    text = "pretrained_path: speechbrain/spkrec-ecapa-voxceleb\nout_n_neurons: 7205\n"
+    text += ecapa_hyperparams([1024, 1024, 1024, 1024, 3072], 128, 192)
+    text += """\
 classifier: !new:speechbrain.lobes.models.ECAPA_TDNN.Classifier
     input_size: 192
     out_neurons: !ref <out_n_neurons>
