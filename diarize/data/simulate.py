@@ -8,8 +8,8 @@ speaker either an overlap (probability ``overlap_prob``, length exponential of m
 ``overlap_mean``, at most 90 % of the shorter utterance) or a pause (exponential of mean
 ``pause_mean``). With ``turn_gaps``/``same_gaps`` (:func:`gaps_from_rttm` of a user's reference
 RTTMs) the gaps are drawn from those instead. Leading and trailing stretches of noise only
-are part of every conversation. The defaults give 10-25 % overlapped speech (measured by
-``diarize simulate``'s summary line; README, "Data").
+are part of every conversation. The defaults gave 14.7 / 19.8 / 26.6 % overlapped speech
+on conversations of 2 / 3 / 4 real persons (``diarize stats`` of the dev sets; README).
 
 ``mode="mixture"`` (Fujita et al., 2019):
 
