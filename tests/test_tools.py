@@ -81,7 +81,7 @@ def test_prepare_librispeech_rejects_shared_speakers_and_missing_subsets(tmp_pat
     assert proc.returncode != 0 and "test-other: no such subset" in proc.stderr
 
 
-@pytest.mark.parametrize("script", ["offline_sim", "librispeech_sim"])
+@pytest.mark.parametrize("script", ["offline_sim", "librispeech_sim", "real_voices"])
 def test_recipes_are_valid_bash(script):
     path = Path(__file__).parents[1] / "recipes" / script / "run.sh"
     assert subprocess.run(["bash", "-n", str(path)]).returncode == 0

