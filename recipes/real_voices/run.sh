@@ -29,8 +29,8 @@ downloads=data/downloads        # stage 0: fetched packages and wheels, extracte
 corpus=data/corpus              # stage 1: single-speaker source corpus
 data=data                       # simulated sets go under here
 exp=exp/real                    # training directories: $exp/conv, $exp/mix
-init=$exp/init.pt                # stage 5 starts from the previous bundled model (TTS voices),
-init_commit=165eabf              # taken from this commit
+init=""                          # stage 5 starts from the previous bundled model (TTS voices):
+init_commit=165eabf              # taken from this commit into $exp/init.pt unless --init FILE
 workers=2
 train_mixtures=900              # per training set
 dev_mixtures=40                 # per speaker count
@@ -42,9 +42,11 @@ while [ $# -gt 0 ]; do
         --stop-stage) stop_stage=$2; shift 2 ;;
         --exp) exp=$2; shift 2 ;;
         --workers) workers=$2; shift 2 ;;
+        --init) init=$2; shift 2 ;;
         *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
+init=${init:-$exp/init.pt}
 step() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 say() { echo "=== $(date '+%F %T') stage $*"; }
 
