@@ -162,7 +162,7 @@ if step 7; then
     say "7: export $exp/conv/avg.pt with its speaker encoder and settings"
     python tools/export_model.py "$exp/conv/avg.pt" diarize/assets/default.pt \
         --speaker "$exp/speaker.pt" \
-        --infer threshold=0.5 hop=20.0 link_threshold=0.4 link.method=spectral
+        --infer threshold=0.5 hop=20.0 min_duration_off=1.0 link_threshold=0.4 link.method=spectral
     for n in 2 3 4 _long; do
         diarize evaluate "$data/dev_real$n" -o "$exp/eval/dev$n" | grep -A1 TOTAL
     done
