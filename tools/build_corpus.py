@@ -626,7 +626,9 @@ def source_report(out: Path, found: dict[str, dict[str, list[Path]]]) -> dict[st
     and how a person is identified. Written to ``report.json`` and printed."""
     import soundfile as sf
 
-    dev = set(read_lines(out / "persons_dev"))
+    from diarize.data.simulate import read_list
+
+    dev = set(read_list(out / "persons_dev"))
     report = {}
     for src, persons in found.items():
         minutes = 0.0
@@ -644,10 +646,6 @@ def source_report(out: Path, found: dict[str, dict[str, list[Path]]]) -> dict[st
             "get": REAL_SOURCES[src][1],
         }
     return report
-
-
-def read_lines(path: Path) -> list[str]:
-    return path.read_text().split() if path.exists() else []
 
 
 def print_report(report: dict[str, dict]) -> None:
