@@ -151,8 +151,8 @@ def test_link_prefers_embeddings_to_voice_profiles():
 
 def load_tool(name: str):
     spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # registered first: dataclasses look their module up
     return module
 
 
