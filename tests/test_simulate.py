@@ -76,6 +76,29 @@ def test_energy_vad_finds_the_gap(rng):
         assert end - 0.01 <= b <= end + 0.08
 
 
+def test_energy_vad_leaves_a_noise_floor_out(rng):
+    # two 0.4 s syllables at -13 dBFS over hiss 26 dB under them, as in klettres hu: only the
+    # syllables are speech (the floor is within 40 dB of the peak, so a peak-relative
+    # threshold alone labels the whole wave)
+    t = np.arange(int(0.4 * SR)) / SR
+    syllable = 0.3 * np.sin(2 * np.pi * 180 * t) * np.hanning(t.size) ** 0.2
+    wave = 0.016 * rng.standard_normal(3 * SR)
+    for start in (0.5, 2.0):
+        wave[int(start * SR) : int(start * SR) + t.size] += syllable
+    regions = energy_vad(wave)
+    assert len(regions) == 2
+    for (a, b), start in zip(regions, (0.5, 2.0), strict=True):
+        assert start - 0.1 <= a and b <= start + 0.5
+    assert energy_vad(wave, floor_margin_db=-np.inf) == [(0.0, 3.0)]  # without the floor
+
+
+def test_energy_vad_keeps_speech_without_pauses(rng):
+    # no pause to measure a floor in: the floor's threshold stays 20 dB under the peak
+    t = np.arange(2 * SR) / SR
+    wave = (0.2 + 0.15 * np.sin(2 * np.pi * 3 * t)) * np.sin(2 * np.pi * 150 * t)
+    assert energy_vad(wave) == [(0.0, 2.0)]
+
+
 def test_rttm_lines_are_speech_regions(corpus, tmp_path):
     cfg = small(num_mixtures=1, speakers=(1,), min_utts=1, max_utts=1, rir_prob=0.0)
     simulate(corpus, tmp_path / "out", cfg, progress=False)
