@@ -14,6 +14,8 @@ thread when OMP_NUM_THREADS=1); ``--json`` writes them.
         --methods average centroid spectral --thresholds 0.3 0.4 0.5 0.6 0.7
     OMP_NUM_THREADS=1 python bench/link_grid.py data/dev_real_long --model CKPT \
         --methods centroid --thresholds 0.7 0.75 0.8 --sweep min_cluster_size=1,5,12
+    OMP_NUM_THREADS=1 python bench/link_grid.py data/dev_real2 --infer window=6 hop=3 \
+        --methods spectral --thresholds 0.3 0.4 0.5 --sweep spectral_keep=0.05,0.1,0.2
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ def sweeps(items: list[str]) -> list[dict]:
 
 def main() -> int:
     from diarize import Diarizer
+    from diarize.config import parse_overrides
     from diarize.data.kaldi import load_diarization_set
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -92,6 +95,8 @@ def main() -> int:
     p.add_argument("--thresholds", nargs="+", type=float, default=[0.3, 0.4, 0.5, 0.6, 0.7])
     p.add_argument("--sweep", nargs="*", default=[], metavar="KEY=V1,V2",
                    help="LinkConfig fields to sweep too, every combination")  # fmt: skip
+    p.add_argument("--infer", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="inference settings of the analysis (window=6 hop=3 ...)")  # fmt: skip
     p.add_argument("--collar", type=float, default=DEFAULT_COLLAR)
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args()
@@ -99,7 +104,8 @@ def main() -> int:
     audio = sum(rec.duration for rec in data)
     rows = []
     for embedding in args.embedding:
-        diarizer = Diarizer.from_pretrained(args.model, embedding=embedding)
+        infer = parse_overrides(args.infer, "--infer")
+        diarizer = Diarizer.from_pretrained(args.model, embedding=embedding, **infer)
         analyses, seconds = analyse_all(diarizer, data)
         print(
             f"{embedding}: analysis {seconds:.1f} s for {audio:.0f} s (RTF {seconds / audio:.4f})"

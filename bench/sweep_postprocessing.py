@@ -9,6 +9,7 @@ the checkpoint's own threshold, so a chosen setting is to be confirmed with
 
     OMP_NUM_THREADS=1 python bench/sweep_postprocessing.py data/dev_real2 data/dev_real3 \
         --model exp/real/conv/avg.pt --cache exp/sweep --thresholds 0.3 0.4 0.5 --medians 1 5 11
+    (--infer window=6 hop=3: other inference settings for the cached run; a new cache for each)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from diarize import Diarizer
+from diarize.config import parse_overrides
 from diarize.data.kaldi import load_diarization_set
 from diarize.data.labels import labels_to_annotation
 from diarize.inference.aggregation import postprocess
@@ -63,8 +65,10 @@ def main() -> None:
     p.add_argument("--min-on", type=float, nargs="+", default=[0.0])
     p.add_argument("--min-off", type=float, nargs="+", default=[0.0])
     p.add_argument("--collar", type=float, default=0.25)
+    p.add_argument("--infer", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="inference settings of the cached run (window=6 hop=3 ...)")  # fmt: skip
     args = p.parse_args()
-    diarizer = Diarizer.from_pretrained(args.model)
+    diarizer = Diarizer.from_pretrained(args.model, **parse_overrides(args.infer, "--infer"))
     sets = {d: load_diarization_set(d) for d in args.data}
     posteriors = {
         d: cached_posteriors(diarizer, s, args.cache / Path(d).name) for d, s in sets.items()
