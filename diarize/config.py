@@ -134,10 +134,14 @@ class LinkConfig:
     # spectral: each local speaker keeps this fraction of its most similar others in the
     # affinity (3D-Speaker's p-pruning; 1 = all)
     spectral_keep: float = 0.05
+    # spectral: each local speaker keeps this many of its most similar others instead (0 =
+    # the fraction above): a count suits short and long recordings alike, where a fraction
+    # keeps 6 neighbours (the floor) of 60 local speakers and 40 of 800
+    spectral_neighbours: int = 0
 
     def __post_init__(self) -> None:
         _check_at_least(self, min_active_frames=1, min_voice_frames=1, min_turn_frames=1)
-        _check_at_least(self, min_cluster_size=1, spectral_keep=0.0)
+        _check_at_least(self, min_cluster_size=1, spectral_keep=0.0, spectral_neighbours=0)
         if self.spectral_keep > 1:
             raise DiarizeError(f"link.spectral_keep must be at most 1, got {self.spectral_keep}")
         _check_at_least(self, overlap_weight=0.0, f0_weight=0.0, voice_floor=0.0, split_cost=0.0)

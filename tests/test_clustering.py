@@ -165,6 +165,26 @@ def test_spectral_prunes_each_row_to_its_nearest_items():
     assert partition(spectral_clusters(sim, none, 0.0, keep=0.4)) == halves  # ceil(6.4) = 7
 
 
+def test_spectral_neighbours_keep_a_count_whatever_the_number_of_items():
+    # two blocks that like each other, of 8 and of 40 items: the whole affinity (keep 1)
+    # sees one cluster; 7 neighbours per item, in place of the fraction, find both blocks at
+    # either size
+    none16, none80 = np.zeros((16, 16), dtype=bool), np.zeros((80, 80), dtype=bool)
+    small, large = blocks([8, 8], 0.9, 0.6), blocks([40, 40], 0.9, 0.6)
+    for sim, none, n in ((small, none16, 8), (large, none80, 40)):
+        assert len(set(spectral_clusters(sim, none, 0.0, keep=1.0))) == 1
+        halves = {frozenset(range(n)), frozenset(range(n, 2 * n))}
+        assert partition(spectral_clusters(sim, none, 0.0, keep=1.0, neighbours=7)) == halves
+    config = InferConfig(
+        link=LinkConfig(method="spectral", spectral_keep=1.0, spectral_neighbours=7)
+    )
+    groups = [[i] for i in range(80)]
+    linked = cluster_core(large, none80, np.ones(80), groups, config, SpeakerCount())
+    assert len(set(linked.tolist())) == 2
+    with pytest.raises(DiarizeError, match="spectral_neighbours must be >= 0"):
+        LinkConfig(spectral_neighbours=-1)
+
+
 def test_min_cluster_size_dissolves_small_clusters_into_the_nearest_large_one():
     x = np.array([[1.0, 0.0]] * 3 + [[0.0, 1.0]] * 3 + [[0.8, 0.6]])
     sim = x @ x.T

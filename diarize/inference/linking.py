@@ -301,8 +301,9 @@ def cluster_core(
     if method == "spectral":
         least = max([count.min or 1, *(len(apart_members(cannot, g)) for g in groups)])
         labels = spectral_clusters(
-            sim, cannot, threshold, count.num, least, count.max, config.link.spectral_keep
-        )
+            sim, cannot, threshold, count.num, least, count.max, config.link.spectral_keep,
+            config.link.spectral_neighbours,
+        )  # fmt: skip
         return reassign(labels, sim, cannot, groups, floor, only_broken=True, min_size=smallest)
     labels = constrained_ahc(
         sim, cannot, threshold, weight, count.num, count.min, count.max, linkage=method
@@ -516,14 +517,15 @@ def spectral_clusters(
     min_clusters: int | None = None,
     max_clusters: int | None = None,
     keep: float = 1.0,
+    neighbours: int = 0,
 ) -> np.ndarray:
     """Spectral clustering of ``n`` items, ``sim (n, n)`` -> cluster id per item ``(n,)``.
 
     The affinity keeps the similarities of at least ``threshold`` (at least 0) between
     items that may link (``cannot (n, n)`` pairs are 0), and of each item only its most
     similar ``keep`` fraction of the items (at least :data:`SPECTRAL_MIN_KEPT`; 3D-Speaker's
-    p-pruning), made symmetric again by averaging; the number of clusters is
-    ``num_clusters``, else the one after which the eigenvalues of its Laplacian ``D - A``
+    p-pruning), or its ``neighbours`` most similar when that is above 0, made symmetric
+    again by averaging; the number of clusters is ``num_clusters``, else the one after which the eigenvalues of its Laplacian ``D - A``
     jump the most (up to :data:`SPECTRAL_MAX_CLUSTERS`, or ``max_clusters`` if more, as
     3D-Speaker does), brought into ``[min_clusters, max_clusters]``; the items are then
     clustered by k-means on their rows of that many eigenvectors (:func:`kmeans`).
@@ -533,7 +535,7 @@ def spectral_clusters(
     n = len(sim)
     affinity = np.where((sim >= threshold) & ~cannot, np.maximum(sim, 0.0), 0.0)
     np.fill_diagonal(affinity, 0.0)
-    kept = max(SPECTRAL_MIN_KEPT, int(np.ceil(keep * n)))
+    kept = neighbours or max(SPECTRAL_MIN_KEPT, int(np.ceil(keep * n)))
     if kept < n:  # zero all but each row's `kept` largest
         np.put_along_axis(affinity, np.argsort(-affinity, axis=1)[:, kept:], 0.0, axis=1)
     affinity = (affinity + affinity.T) / 2  # (n, n)
