@@ -521,14 +521,15 @@ def spectral_clusters(
 ) -> np.ndarray:
     """Spectral clustering of ``n`` items, ``sim (n, n)`` -> cluster id per item ``(n,)``.
 
-    The affinity keeps the similarities of at least ``threshold`` (at least 0) between
-    items that may link (``cannot (n, n)`` pairs are 0), and of each item only its most
-    similar ``keep`` fraction of the items (at least :data:`SPECTRAL_MIN_KEPT`; 3D-Speaker's
+    The affinity keeps the similarities of at least ``threshold`` (at least 0) between items
+    that may link (``cannot (n, n)`` pairs are 0), and of each item only its most similar
+    ``keep`` fraction of the items (at least :data:`SPECTRAL_MIN_KEPT`; 3D-Speaker's
     p-pruning), or its ``neighbours`` most similar when that is above 0, made symmetric
-    again by averaging; the number of clusters is ``num_clusters``, else the one after which the eigenvalues of its Laplacian ``D - A``
-    jump the most (up to :data:`SPECTRAL_MAX_CLUSTERS`, or ``max_clusters`` if more, as
-    3D-Speaker does), brought into ``[min_clusters, max_clusters]``; the items are then
-    clustered by k-means on their rows of that many eigenvectors (:func:`kmeans`).
+    again by averaging; the number of clusters is ``num_clusters``, else the one after which
+    the eigenvalues of its Laplacian ``D - A`` jump the most (up to
+    :data:`SPECTRAL_MAX_CLUSTERS`, or ``max_clusters`` if more, as 3D-Speaker does), brought
+    into ``[min_clusters, max_clusters]``; the items are then clustered by k-means on their
+    rows of that many eigenvectors (:func:`kmeans`).
     Cannot-link pairs may still share a cluster: :func:`reassign` separates them."""
     from scipy.linalg import eigh
 
