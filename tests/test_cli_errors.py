@@ -394,7 +394,9 @@ def test_ctrl_c_stops_run_keeps_finished_recordings_exits_130(models, tmp_path):
     proc.send_signal(signal.SIGINT)
     sent = time.monotonic()
     err = proc.communicate(timeout=60)[1]
-    assert time.monotonic() - sent < 2.5  # includes the interpreter's exit
+    # about 1.8 s on an idle machine (README); the bound is loose for a loaded one: the rest
+    # of the job takes over 30 s, and r3 below must never have started
+    assert time.monotonic() - sent < 15.0
     assert proc.returncode == 130 and err.rstrip().endswith("diarize run: interrupted")
     assert "Traceback" not in err
     written = sorted(os.listdir(out))
