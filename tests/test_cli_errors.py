@@ -388,7 +388,11 @@ def test_ctrl_c_stops_run_keeps_finished_recordings_exits_130(models, tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "diarize", "run", *(str(tmp_path / f"r{i}.wav") for i in range(4)),
            "-o", str(out), "--model", str(models / "tiny.pt"), "--batch-size", "1"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    # as from a terminal: SIGINT at its default, whatever this process inherited (a shell
+    # without job control starts background jobs with SIGINT ignored, and so their children)
+    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            preexec_fn=default_sigint)  # fmt: skip
     deadline = time.monotonic() + 120
     while not (out / "r0.rttm").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
