@@ -57,34 +57,9 @@ def finish_all(diarizer, analyses: dict, data, collar: float) -> dict:
     }
 
 
-def with_settings(diarizer, method: str, threshold: float, link: dict):
-    """A copy of ``diarizer`` linking by ``method`` at ``threshold``, with ``link`` (other
-    LinkConfig fields)."""
-    import copy
-
-    from diarize.config import with_fields
-
-    other = copy.copy(diarizer)
-    settings = {"link_threshold": threshold, "link": {"method": method, **link}}
-    other.config = with_fields(diarizer.config, settings, "link_grid settings")
-    return other
-
-
-def sweeps(items: list[str]) -> list[dict]:
-    """``["a=1,2", "b=x"]`` -> every combination ``[{"a": 1, "b": "x"}, {"a": 2, ...}]``."""
-    from diarize.config import parse_value
-
-    keys, values = [], []
-    for item in items:
-        key, _, text = item.partition("=")
-        keys.append(key)
-        values.append([parse_value(v) for v in text.split(",")])
-    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
-
-
 def main() -> int:
     from diarize import Diarizer
-    from diarize.config import parse_overrides
+    from diarize.config import parse_overrides, parse_sweeps
     from diarize.data.kaldi import load_diarization_set
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -102,17 +77,17 @@ def main() -> int:
     args = p.parse_args()
     data = load_diarization_set(args.data)
     audio = sum(rec.duration for rec in data)
-    rows = []
+    rows, infer = [], parse_overrides(args.infer, "--infer")
     for embedding in args.embedding:
-        infer = parse_overrides(args.infer, "--infer")
         diarizer = Diarizer.from_pretrained(args.model, embedding=embedding, **infer)
         analyses, seconds = analyse_all(diarizer, data)
         print(
             f"{embedding}: analysis {seconds:.1f} s for {audio:.0f} s (RTF {seconds / audio:.4f})"
         )
-        grid = itertools.product(args.methods, args.thresholds, sweeps(args.sweep))
+        grid = itertools.product(args.methods, args.thresholds, parse_sweeps(args.sweep))
         for method, threshold, link in grid:
-            settings = with_settings(diarizer, method, threshold, link)
+            overrides = {"link_threshold": threshold, "link": {"method": method, **link}}
+            settings = diarizer.with_settings(overrides, "link_grid settings")
             row = finish_all(settings, analyses, data, args.collar)
             row |= {"embedding": embedding, "method": method, "threshold": threshold,
                     "link": link, "analysis_rtf": round(seconds / audio, 4)}  # fmt: skip

@@ -114,29 +114,16 @@ def settings_grid(items: list[str]) -> dict[str, dict]:
     ``["spectral_keep=0.05,0.1", "link_threshold=0.3"]`` (LinkConfig fields under ``link``)."""
     import dataclasses
 
-    from diarize.config import InferConfig, parse_value
+    from diarize.config import InferConfig, parse_sweeps
 
     top = {f.name for f in dataclasses.fields(InferConfig)}
-    keys = [item.partition("=")[0] for item in items]
-    values = [[parse_value(v) for v in item.partition("=")[2].split(",")] for item in items]
     grid = {"stored": {}}
-    for combo in itertools.product(*values) if items else []:
+    for combo in parse_sweeps(items) if items else []:
         overrides: dict = {"link": {}}
-        for key, value in zip(keys, combo, strict=True):
+        for key, value in combo.items():
             (overrides if key in top else overrides["link"])[key] = value
-        grid[" ".join(f"{k}={v}" for k, v in zip(keys, combo, strict=True))] = overrides
+        grid[" ".join(f"{k}={v}" for k, v in combo.items())] = overrides
     return grid
-
-
-def with_settings(diarizer, overrides: dict):
-    """A copy of ``diarizer`` with some InferConfig fields replaced."""
-    import copy
-
-    from diarize.config import with_fields
-
-    other = copy.copy(diarizer)
-    other.config = with_fields(diarizer.config, overrides, "long_meetings settings")
-    return other
 
 
 def whole_score(reference: Annotation, hypothesis: Annotation, duration: float, collar: float):
@@ -178,7 +165,7 @@ def measure(diarizer, rec, grid: dict, collar: float) -> dict:
     )
     rows = {}
     for label, overrides in grid.items():
-        settings = with_settings(diarizer, overrides)
+        settings = diarizer.with_settings(overrides, "long_meetings settings")
         start = time.perf_counter()
         hypothesis = settings.finish(whole).annotation
         seconds = analysis_s + time.perf_counter() - start

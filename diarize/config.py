@@ -336,6 +336,16 @@ def parse_value(text: str) -> Any:
         raise DiarizeError(f"cannot read {text[:60]!r} as a value ({reason})") from None
 
 
+def parse_sweeps(items: list[str]) -> list[dict[str, Any]]:
+    """``["a=1,2", "b=x"]`` -> every combination ``[{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]``
+    (values read by :func:`parse_value`), in order; ``[{}]`` for no items."""
+    import itertools
+
+    keys = [item.partition("=")[0] for item in items]
+    values = [[parse_value(v) for v in item.partition("=")[2].split(",")] for item in items]
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
+
+
 def parse_overrides(items: list[str], option: str = "--set") -> dict[str, Any]:
     """``["a.b=1", "a.c=x"]`` -> ``{"a": {"b": 1, "c": "x"}}``, for :func:`load_config` and
     :func:`with_fields`; ``option`` names the command-line option in errors."""

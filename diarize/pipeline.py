@@ -152,6 +152,16 @@ class Diarizer:
         )  # fmt: skip
         return Analysis(source, grid, windows)
 
+    def with_settings(self, overrides: dict, where: str = "settings") -> Diarizer:
+        """A copy sharing this one's model and encoders, with some ``InferConfig`` fields
+        replaced (``link``: a dict of LinkConfig fields): to :meth:`finish` one analysis
+        with other linking or post-processing settings. ``where`` names them in errors."""
+        import copy
+
+        other = copy.copy(self)
+        other.config = with_fields(self.config, overrides, where)
+        return other
+
     def finish(
         self, analysis: Analysis, count: SpeakerCount | None = None, hook: Hook | None = None
     ) -> Result:

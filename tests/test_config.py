@@ -1,6 +1,13 @@
 import pytest
 
-from diarize.config import ExperimentConfig, from_dict, load_config, to_dict, to_yaml
+from diarize.config import (
+    ExperimentConfig,
+    from_dict,
+    load_config,
+    parse_sweeps,
+    to_dict,
+    to_yaml,
+)
 from diarize.utils import DiarizeError
 
 
@@ -59,3 +66,12 @@ def test_exponent_without_dot_is_a_float(tmp_path):
     path.write_text("train:\n  lr: fast\n")
     with pytest.raises(DiarizeError, match="train.lr: expected float"):
         load_config(path)
+
+
+def test_parse_sweeps_gives_every_combination_in_order():
+    assert parse_sweeps(["a=1,2", "b=x"]) == [{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]
+    assert parse_sweeps(["keep=0.05,0.1", "n=7"]) == [
+        {"keep": 0.05, "n": 7},
+        {"keep": 0.1, "n": 7},
+    ]
+    assert parse_sweeps([]) == [{}]

@@ -104,6 +104,15 @@ def test_overrides_replace_the_stored_settings_and_are_checked(tiny):
         Diarizer.from_pretrained(tiny / "tiny.pt", window=2.0, hop=3.0)
 
 
+def test_with_settings_is_a_copy_sharing_the_model(tiny):
+    d = Diarizer.from_pretrained(tiny / "tiny.pt")
+    other = d.with_settings({"link_threshold": 0.6, "link": {"method": "spectral"}})
+    assert other.model is d.model and other.config.link_threshold == 0.6
+    assert other.config.link.method == "spectral" and d.config.link.method == "average"
+    with pytest.raises(DiarizeError, match="grid: .*median must be >= 1"):
+        d.with_settings({"median": 0}, "grid")
+
+
 def test_the_hook_sees_every_stage_in_order(tiny):
     seen = []
 
