@@ -138,6 +138,11 @@ class LinkConfig:
     # the fraction above): a count suits short and long recordings alike, where a fraction
     # keeps 6 neighbours (the floor) of 60 local speakers and 40 of 800
     spectral_neighbours: int = 0
+    # spectral: the Laplacian whose eigen-gap counts the speakers and whose eigenvectors are
+    # clustered: "unnormalised" D - A (3D-Speaker's), or "normalised" I - D^-1/2 A D^-1/2
+    # with unit-length rows (Ng, Jordan and Weiss), whose count depends far less on the
+    # number of neighbours kept (README, "Linking")
+    spectral_laplacian: str = "unnormalised"
 
     def __post_init__(self) -> None:
         _check_at_least(self, min_active_frames=1, min_voice_frames=1, min_turn_frames=1)
@@ -145,6 +150,11 @@ class LinkConfig:
         if self.spectral_keep > 1:
             raise DiarizeError(f"link.spectral_keep must be at most 1, got {self.spectral_keep}")
         _check_at_least(self, overlap_weight=0.0, f0_weight=0.0, voice_floor=0.0, split_cost=0.0)
+        if self.spectral_laplacian not in SPECTRAL_LAPLACIANS:
+            raise DiarizeError(
+                f"link.spectral_laplacian must be one of {', '.join(SPECTRAL_LAPLACIANS)}, "
+                f"got {self.spectral_laplacian!r}"
+            )
         if self.method not in LINK_METHODS:
             raise DiarizeError(
                 f"link.method must be one of {', '.join(LINK_METHODS)}, got {self.method!r}"
@@ -152,6 +162,7 @@ class LinkConfig:
 
 
 LINK_METHODS = ("average", "centroid", "spectral")  # LinkConfig.method
+SPECTRAL_LAPLACIANS = ("unnormalised", "normalised")  # LinkConfig.spectral_laplacian
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from diarize.inference.linking import (
     cluster_core,
     eigengap_count,
     kmeans,
+    laplacian_of,
     reassign,
     spectral_clusters,
 )
@@ -140,19 +141,40 @@ def test_eigengap_count_and_kmeans():
     assert kmeans(points, 2).tolist() == labels.tolist()  # deterministic
 
 
+@pytest.mark.parametrize("laplacian", ["unnormalised", "normalised"])
 @pytest.mark.parametrize("threshold", [0.5, 0.0])
-def test_spectral_finds_the_blocks_and_their_number(threshold):
+def test_spectral_finds_the_blocks_and_their_number(threshold, laplacian):
     sim = blocks([3, 2, 4], within=0.9, between=0.1)
     none = np.zeros((9, 9), dtype=bool)
-    labels = spectral_clusters(sim, none, threshold)
+    labels = spectral_clusters(sim, none, threshold, laplacian=laplacian)
     expected = {frozenset({0, 1, 2}), frozenset({3, 4}), frozenset({5, 6, 7, 8})}
     assert partition(labels) == expected
-    two = spectral_clusters(sim, none, threshold, num_clusters=2)
+    two = spectral_clusters(sim, none, threshold, num_clusters=2, laplacian=laplacian)
     assert len(set(two)) == 2
     assert all(len(set(two[list(b)])) == 1 for b in expected)  # no block is cut
     # bounds clip the eigen-gap's count: at most 2, at least 4 clusters
-    assert len(set(spectral_clusters(sim, none, threshold, max_clusters=2))) == 2
-    assert len(set(spectral_clusters(sim, none, threshold, min_clusters=4))) == 4
+    most2 = spectral_clusters(sim, none, threshold, max_clusters=2, laplacian=laplacian)
+    least4 = spectral_clusters(sim, none, threshold, min_clusters=4, laplacian=laplacian)
+    assert len(set(most2)) == 2 and len(set(least4)) == 4
+
+
+def test_laplacians_of_an_affinity():
+    rng = np.random.default_rng(0)
+    affinity = rng.uniform(0, 1, (6, 6))
+    affinity = (affinity + affinity.T) / 2
+    np.fill_diagonal(affinity, 0.0)
+    affinity[5, :] = affinity[:, 5] = 0.0  # item 5 has no neighbour
+    plain = laplacian_of(affinity, "unnormalised")
+    assert np.allclose(plain.sum(1), 0.0)  # D - A: rows sum to 0
+    normal = laplacian_of(affinity, "normalised")
+    assert np.allclose(normal, normal.T)
+    root = np.sqrt(affinity.sum(1))  # I - D^-1/2 A D^-1/2 sends D^1/2 1 to 0
+    assert np.allclose(normal @ root, 0.0)
+    assert np.allclose(normal[5], np.eye(6)[5])  # the isolated item keeps its row of I
+    values = np.linalg.eigvalsh(normal)
+    assert values.min() > -1e-9 and values.max() < 2 + 1e-9  # its spectrum lies in [0, 2]
+    with pytest.raises(DiarizeError, match="spectral_laplacian must be one of"):
+        LinkConfig(spectral_laplacian="random-walk")
 
 
 def test_spectral_prunes_each_row_to_its_nearest_items():

@@ -302,7 +302,7 @@ def cluster_core(
         least = max([count.min or 1, *(len(apart_members(cannot, g)) for g in groups)])
         labels = spectral_clusters(
             sim, cannot, threshold, count.num, least, count.max, config.link.spectral_keep,
-            config.link.spectral_neighbours,
+            config.link.spectral_neighbours, config.link.spectral_laplacian,
         )  # fmt: skip
         return reassign(labels, sim, cannot, groups, floor, only_broken=True, min_size=smallest)
     labels = constrained_ahc(
@@ -518,36 +518,61 @@ def spectral_clusters(
     max_clusters: int | None = None,
     keep: float = 1.0,
     neighbours: int = 0,
+    laplacian: str = "unnormalised",
 ) -> np.ndarray:
     """Spectral clustering of ``n`` items, ``sim (n, n)`` -> cluster id per item ``(n,)``.
 
-    The affinity keeps the similarities of at least ``threshold`` (at least 0) between items
-    that may link (``cannot (n, n)`` pairs are 0), and of each item only its most similar
-    ``keep`` fraction of the items (at least :data:`SPECTRAL_MIN_KEPT`; 3D-Speaker's
-    p-pruning), or its ``neighbours`` most similar when that is above 0, made symmetric
-    again by averaging; the number of clusters is ``num_clusters``, else the one after which
-    the eigenvalues of its Laplacian ``D - A`` jump the most (up to
-    :data:`SPECTRAL_MAX_CLUSTERS`, or ``max_clusters`` if more, as 3D-Speaker does), brought
-    into ``[min_clusters, max_clusters]``; the items are then clustered by k-means on their
-    rows of that many eigenvectors (:func:`kmeans`).
+    The affinity (:func:`pruned_affinity`) keeps the similarities of at least ``threshold``
+    between items that may link, and of each item only its ``neighbours`` most similar (or
+    its most similar ``keep`` fraction); the number of clusters is ``num_clusters``, else
+    the one after which the eigenvalues of its Laplacian (:func:`laplacian_of`) jump the
+    most (up to :data:`SPECTRAL_MAX_CLUSTERS`, or ``max_clusters`` if more, as 3D-Speaker
+    does), brought into ``[min_clusters, max_clusters]``; the items are then clustered by
+    k-means on their rows of that many eigenvectors (:func:`kmeans`; unit-length rows for
+    the normalised Laplacian, as Ng, Jordan and Weiss do).
     Cannot-link pairs may still share a cluster: :func:`reassign` separates them."""
     from scipy.linalg import eigh
 
     n = len(sim)
-    affinity = np.where((sim >= threshold) & ~cannot, np.maximum(sim, 0.0), 0.0)
-    np.fill_diagonal(affinity, 0.0)
-    kept = neighbours or max(SPECTRAL_MIN_KEPT, int(np.ceil(keep * n)))
-    if kept < n:  # zero all but each row's `kept` largest
-        np.put_along_axis(affinity, np.argsort(-affinity, axis=1)[:, kept:], 0.0, axis=1)
-    affinity = (affinity + affinity.T) / 2  # (n, n)
-    values, vectors = eigh(np.diag(affinity.sum(1)) - affinity)  # ascending eigenvalues
+    affinity = pruned_affinity(sim, cannot, threshold, keep, neighbours)
+    values, vectors = eigh(laplacian_of(affinity, laplacian))  # ascending eigenvalues
     if num_clusters:
         k = num_clusters
     else:
         k = eigengap_count(values, 1, min(n, max(SPECTRAL_MAX_CLUSTERS, max_clusters or 0)))
         k = min(max(k, min_clusters or 1), max_clusters or n)
     k = min(k, n)
-    return kmeans(vectors[:, :k], k)
+    rows = vectors[:, :k]  # (n, k)
+    if laplacian == "normalised":
+        rows = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+    return kmeans(rows, k)
+
+
+def pruned_affinity(
+    sim: np.ndarray, cannot: np.ndarray, threshold: float, keep: float, neighbours: int
+) -> np.ndarray:
+    """``sim (n, n)`` -> affinity (n, n): similarities of at least ``threshold`` (and 0)
+    between items that may link (``cannot`` pairs are 0), of each item only its
+    ``neighbours`` most similar when that is above 0, else its most similar ``keep``
+    fraction (at least :data:`SPECTRAL_MIN_KEPT`; 3D-Speaker's p-pruning), made symmetric
+    again by averaging."""
+    n = len(sim)
+    affinity = np.where((sim >= threshold) & ~cannot, np.maximum(sim, 0.0), 0.0)
+    np.fill_diagonal(affinity, 0.0)
+    kept = neighbours or max(SPECTRAL_MIN_KEPT, int(np.ceil(keep * n)))
+    if kept < n:  # zero all but each row's `kept` largest
+        np.put_along_axis(affinity, np.argsort(-affinity, axis=1)[:, kept:], 0.0, axis=1)
+    return (affinity + affinity.T) / 2
+
+
+def laplacian_of(affinity: np.ndarray, kind: str) -> np.ndarray:
+    """affinity (n, n) -> its graph Laplacian (n, n): ``D - A`` ("unnormalised") or
+    ``I - D^-1/2 A D^-1/2`` ("normalised"; an item with no neighbour keeps its row of I)."""
+    degree = affinity.sum(1)
+    if kind == "unnormalised":
+        return np.diag(degree) - affinity
+    scale = np.where(degree > 0, 1 / np.sqrt(np.maximum(degree, 1e-300)), 0.0)
+    return np.eye(len(affinity)) - scale[:, None] * affinity * scale[None, :]
 
 
 def eigengap_count(values: np.ndarray, low: int, high: int) -> int:
