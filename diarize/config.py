@@ -143,10 +143,16 @@ class LinkConfig:
     # with unit-length rows (Ng, Jordan and Weiss), whose count depends far less on the
     # number of neighbours kept (README, "Linking")
     spectral_laplacian: str = "unnormalised"
+    # after clustering, a cluster is cut in two (:func:`~diarize.inference.linking.split_clusters`)
+    # while the centroids of its two halves have a cosine below this (0 = never): the
+    # eigen-gap tends to merge two persons of a short conversation when an encoder hears
+    # them alike
+    split_below: float = 0.0
 
     def __post_init__(self) -> None:
         _check_at_least(self, min_active_frames=1, min_voice_frames=1, min_turn_frames=1)
         _check_at_least(self, min_cluster_size=1, spectral_keep=0.0, spectral_neighbours=0)
+        _check_at_least(self, split_below=0.0)
         if self.spectral_keep > 1:
             raise DiarizeError(f"link.spectral_keep must be at most 1, got {self.spectral_keep}")
         _check_at_least(self, overlap_weight=0.0, f0_weight=0.0, voice_floor=0.0, split_cost=0.0)

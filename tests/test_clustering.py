@@ -18,6 +18,7 @@ from diarize.inference.linking import (
     laplacian_of,
     reassign,
     spectral_clusters,
+    split_clusters,
 )
 from diarize.utils import DiarizeError
 
@@ -280,3 +281,42 @@ def test_each_method_recovers_speakers_across_permuted_windows(method):
 def test_link_method_is_checked_with_one_line():
     with pytest.raises(DiarizeError, match="link.method must be one of average, centroid"):
         LinkConfig(method="ward")
+
+
+def _voices(sizes: list[int], angle: float, seed: int = 0) -> np.ndarray:
+    """Unit vectors around directions ``angle`` radians apart, one per size, in 8-d."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i, size in enumerate(sizes):
+        centre = np.zeros(8)
+        centre[0], centre[1] = np.cos(i * angle), np.sin(i * angle)
+        rows.append(centre + rng.normal(0, 0.15, (size, 8)))
+    x = np.concatenate(rows)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_split_clusters_cuts_a_cluster_of_two_voices_only():
+    x = _voices([10, 12], angle=np.pi / 2)  # two voices about 90 degrees apart
+    sim, merged = x @ x.T, np.zeros(22, dtype=int)
+    halves = {frozenset(range(10)), frozenset(range(10, 22))}
+    assert partition(split_clusters(merged, sim, below=0.5)) == halves
+    assert partition(split_clusters(merged, sim, below=0.0)) == {frozenset(range(22))}
+    assert len(set(split_clusters(merged, sim, below=0.5, max_clusters=1))) == 1
+    one = _voices([22], angle=0.0, seed=1)  # one voice: its halves stay alike
+    assert len(set(split_clusters(merged, one @ one.T, below=0.6))) == 1
+    three = _voices([8, 8, 8], angle=2 * np.pi / 3)  # cut again while a half is two voices
+    blocks3 = {frozenset(range(8)), frozenset(range(8, 16)), frozenset(range(16, 24))}
+    assert partition(split_clusters(np.zeros(24, dtype=int), three @ three.T, 0.5)) == blocks3
+    with pytest.raises(DiarizeError, match="split_below must be >= 0"):
+        LinkConfig(split_below=-0.1)
+
+
+def test_split_below_in_linking_leaves_a_given_count_alone():
+    x = _voices([10, 12], angle=np.pi / 2)
+    sim, none, groups = x @ x.T, np.zeros((22, 22), dtype=bool), [[i] for i in range(22)]
+    merged = InferConfig(link_threshold=-1.0, link=LinkConfig(method="average"))  # all merge
+    split = InferConfig(link_threshold=-1.0, link=LinkConfig(method="average", split_below=0.5))
+    assert len(set(cluster_core(sim, none, np.ones(22), groups, merged, SpeakerCount()))) == 1
+    assert len(set(cluster_core(sim, none, np.ones(22), groups, split, SpeakerCount()))) == 2
+    given = cluster_core(sim, none, np.ones(22), groups, split, SpeakerCount(num=1))
+    assert len(set(given)) == 1

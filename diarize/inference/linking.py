@@ -304,14 +304,66 @@ def cluster_core(
             sim, cannot, threshold, count.num, least, count.max, config.link.spectral_keep,
             config.link.spectral_neighbours, config.link.spectral_laplacian,
         )  # fmt: skip
-        return reassign(labels, sim, cannot, groups, floor, only_broken=True, min_size=smallest)
-    labels = constrained_ahc(
-        sim, cannot, threshold, weight, count.num, count.min, count.max, linkage=method
-    )
-    if method == "centroid" or smallest > 1:
-        only_broken = method != "centroid"  # average linkage: only the small clusters move
-        labels = reassign(labels, sim, cannot, groups, floor, only_broken, min_size=smallest)
+        labels = reassign(labels, sim, cannot, groups, floor, only_broken=True, min_size=smallest)
+    else:
+        labels = constrained_ahc(
+            sim, cannot, threshold, weight, count.num, count.min, count.max, linkage=method
+        )
+        if method == "centroid" or smallest > 1:
+            only_broken = method != "centroid"  # average linkage: only the small clusters move
+            labels = reassign(labels, sim, cannot, groups, floor, only_broken, min_size=smallest)
+    if config.link.split_below > 0 and not count.num:
+        labels = split_clusters(labels, sim, config.link.split_below, count.max)
+        labels = reassign(labels, sim, cannot, groups, floor, only_broken=True)
     return labels
+
+
+# smallest cluster split_clusters tries to cut, and the least share of it either half keeps
+SPLIT_MIN_ITEMS, SPLIT_MIN_SHARE = 6, 0.25
+
+
+def split_clusters(
+    labels: np.ndarray, sim: np.ndarray, below: float, max_clusters: int | None = None
+) -> np.ndarray:
+    """Cut clusters in two, until none may be cut or there are ``max_clusters``: a cluster
+    of at least :data:`SPLIT_MIN_ITEMS` items is cut along its Fiedler vector
+    (:func:`bipartition`) when each half keeps at least :data:`SPLIT_MIN_SHARE` of its items
+    and their centroids have a cosine (:func:`centroid_cosine`, kernel ``sim (n, n)``) below
+    ``below``. labels (n,) -> labels (n,); cut-off halves take new labels."""
+    labels = labels.copy()
+    pending = list(np.unique(labels))
+    while pending and len(np.unique(labels)) < (max_clusters or len(labels) + 1):
+        members = np.flatnonzero(labels == pending.pop())
+        if len(members) < SPLIT_MIN_ITEMS:
+            continue
+        a, b = bipartition(sim, members)
+        if (
+            min(len(a), len(b)) >= SPLIT_MIN_SHARE * len(members)
+            and centroid_cosine(sim, a, b) < below
+        ):
+            labels[b] = labels.max() + 1
+            pending += [labels[a[0]], labels[b[0]]]
+    return labels
+
+
+def bipartition(sim: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ``members`` of a cluster in two: k-means on the unit-length rows of the first
+    two eigenvectors of the normalised Laplacian of their similarities (at least 0)."""
+    from scipy.linalg import eigh
+
+    affinity = np.maximum(sim[np.ix_(members, members)], 0.0)
+    np.fill_diagonal(affinity, 0.0)
+    _, vectors = eigh(laplacian_of(affinity, "normalised"), subset_by_index=[0, 1])
+    rows = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    side = kmeans(rows, 2)
+    return members[side == 0], members[side == 1]
+
+
+def centroid_cosine(sim: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine of the mean vectors of item sets ``a`` and ``b``, read from the kernel
+    ``sim (n, n)`` of their inner products."""
+    within = sim[np.ix_(a, a)].mean() * sim[np.ix_(b, b)].mean()
+    return float(sim[np.ix_(a, b)].mean() / np.sqrt(max(within, 1e-12)))
 
 
 def _first_onset_order(windows, nodes, labels) -> dict[int, int]:
