@@ -31,8 +31,6 @@ training set (:mod:`diarize.features.cache`, given back with :meth:`precomputed`
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -41,7 +39,7 @@ import torch.nn.functional as F
 from diarize.config import CAMPPlusFrontendConfig, FeatureConfig
 from diarize.embeddings.campplus import CAMPPlus, CAMPPlusConfig
 from diarize.embeddings.fbank import KaldiFbankConfig
-from diarize.features import Frontend
+from diarize.features import CachedFrontend
 from diarize.features.fbank import check_lengths
 from diarize.utils import DiarizeError
 
@@ -51,8 +49,10 @@ PAD = 40  # samples of zeros on each side: centres the frames (see the module do
 ARCH_FIELDS = ("feat_dim", "head_channels", "init_channels", "growth_rate", "bn_size")
 
 
-class CAMPPlusFrontend(Frontend):
+class CAMPPlusFrontend(CachedFrontend):
     """Frozen CAM++ (``features.campplus``) -> frame-level features at ``frame_shift``."""
+
+    cached_name = "CAM++ features"
 
     def __init__(self, config: FeatureConfig) -> None:
         super().__init__()
@@ -66,7 +66,6 @@ class CAMPPlusFrontend(Frontend):
             self._load(cfg.checkpoint)
         self.out_dim = self.campplus.xvector.out_nonlinear.batchnorm.num_features
         self.campplus.requires_grad_(False)
-        self._precomputed: torch.Tensor | None = None  # see precomputed()
         self.train()
 
     def _load(self, source: str) -> None:
@@ -134,29 +133,10 @@ class CAMPPlusFrontend(Frontend):
         h = h[..., : frames * self.pool].unflatten(-1, (frames, self.pool)).mean(-1)
         return h.transpose(1, 2)  # (group, frames, out_dim)
 
-    @contextlib.contextmanager
-    def precomputed(self, states: torch.Tensor) -> Iterator[None]:
-        """Within the block, calls take ``states`` (batch, 1, frames, out_dim), the feature
-        cache's layout (:mod:`diarize.features.cache`), instead of running CAM++."""
-        self._precomputed = states
-        try:
-            yield
-        finally:
-            self._precomputed = None
-
     def _take_precomputed(
         self, wave: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        states, frames = self._precomputed, self.num_frames(wave.shape[1])
-        expected = (wave.shape[0], 1, frames, self.out_dim)
-        if tuple(states.shape) != expected:
-            raise ValueError(
-                f"precomputed CAM++ features have shape {tuple(states.shape)}, expected "
-                f"{expected} for wave {tuple(wave.shape)}"
-            )
-        lengths = check_lengths(wave, lengths)
-        frame_lengths = lengths // self.samples_per_frame
-        padded = torch.arange(frames, device=wave.device) >= frame_lengths[:, None]
+        states, frame_lengths, padded = self.take_precomputed(wave, lengths)
         feats = states[:, 0].float().masked_fill(padded[..., None], 0.0)
         return feats, frame_lengths  # (batch, frames, out_dim), (batch,)
 

@@ -34,9 +34,6 @@ item alone; training chunks have equal lengths anyway.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,7 +41,7 @@ from torch.utils.checkpoint import checkpoint
 from torchaudio.models import Wav2Vec2Model
 
 from diarize.config import FeatureConfig
-from diarize.features import Frontend
+from diarize.features import CachedFrontend
 from diarize.features.wavlm_import import (
     SHAPES,
     build_wavlm,
@@ -60,8 +57,10 @@ HOP = 320  # WavLM samples per frame (20 ms)
 FREEZE_MODES = ("all", "cnn", "none")
 
 
-class WavLMFrontend(Frontend):
+class WavLMFrontend(CachedFrontend):
     """WavLM (``features.wavlm``) -> weighted hidden states at ``frame_shift``."""
+
+    cached_name = "WavLM states"
 
     def __init__(self, config: FeatureConfig):
         super().__init__()
@@ -71,7 +70,6 @@ class WavLMFrontend(Frontend):
         self.samples_per_frame = HOP * self.pool
         self.freeze = cfg.freeze
         self.shape = cfg.shape
-        self._precomputed: torch.Tensor | None = None  # see precomputed()
         self.grad_checkpointing = cfg.grad_checkpointing
         self.quantize_on_eval = cfg.quantize
         self.quantized = False
@@ -110,6 +108,11 @@ class WavLMFrontend(Frontend):
         self.wavlm.requires_grad_(self.freeze != "all")
         if self.freeze == "cnn":
             self.wavlm.feature_extractor.requires_grad_(False)
+
+    @property
+    def cached_layers(self) -> int:
+        """Hidden states per frame in the feature cache: ``num_layers + 1``."""
+        return self.num_layers + 1
 
     @property
     def num_layers(self) -> int:
@@ -178,33 +181,17 @@ class WavLMFrontend(Frontend):
         weights = self.layer_logits.softmax(0).to(states.dtype)
         return torch.einsum("l,blfd->bfd", weights, states)
 
-    @contextlib.contextmanager
-    def precomputed(self, states: torch.Tensor) -> Iterator[None]:
-        """Within the block, calls take ``states`` (batch, num_layers + 1, frames, dim), e.g.
-        from :mod:`diarize.features.cache`, instead of running WavLM; only with ``freeze: all``,
-        where they are what WavLM would give."""
+    def check_precomputable(self) -> None:
+        """Precomputed states only with ``freeze: all``, where they are what WavLM gives."""
         if self.freeze != "all":
             raise DiarizeError(
                 f"precomputed WavLM states need features.wavlm.freeze=all, not {self.freeze!r}"
             )
-        self._precomputed = states
-        try:
-            yield
-        finally:
-            self._precomputed = None
 
     def _take_precomputed(
         self, wave: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        states, frames = self._precomputed, self.num_frames(wave.shape[1])
-        expected = (wave.shape[0], self.num_layers + 1, frames, self.out_dim)
-        if tuple(states.shape) != expected:
-            raise ValueError(
-                f"precomputed WavLM states have shape {tuple(states.shape)}, expected {expected} "
-                f"for wave {tuple(wave.shape)}"
-            )
-        frame_lengths = lengths // self.samples_per_frame
-        padded = torch.arange(frames, device=wave.device) >= frame_lengths[:, None]
+        states, frame_lengths, padded = self.take_precomputed(wave, lengths)
         states = states.to(self.layer_logits.dtype).masked_fill(padded[:, None, :, None], 0.0)
         return states, frame_lengths
 
