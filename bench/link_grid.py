@@ -47,14 +47,8 @@ def finish_all(diarizer, analyses: dict, data, collar: float) -> dict:
 
     hypotheses = {uri: diarizer.finish(a).annotation for uri, a in analyses.items()}
     report = score({rec.id: rec.annotation for rec in data}, hypotheses, None, collar)
-    total = report.total
-    return {
-        "der": round(total.der, 2),
-        "missed": round(total.percent(total.missed), 2),
-        "false_alarm": round(total.percent(total.false_alarm), 2),
-        "confusion": round(total.percent(total.confusion), 2),
-        "speakers": {uri: [f.hyp_speakers, f.ref_speakers] for uri, f in report.files.items()},
-    }
+    speakers = {uri: [f.hyp_speakers, f.ref_speakers] for uri, f in report.files.items()}
+    return report.total.percentages() | {"speakers": speakers}
 
 
 def main() -> int:

@@ -147,12 +147,6 @@ def pieces_score(diarizer, pieces: list, collar: float):
     return score(refs, hyps, uems, collar).total
 
 
-def parts(total) -> dict:
-    return {"der": round(total.der, 2), "missed": round(total.percent(total.missed), 2),
-            "false_alarm": round(total.percent(total.false_alarm), 2),
-            "confusion": round(total.percent(total.confusion), 2)}  # fmt: skip
-
-
 def measure(diarizer, rec, grid: dict, collar: float) -> dict:
     """{setting: figures} of one meeting with one embedding; the analyses are shared."""
     from diarize.audio import load_audio
@@ -172,7 +166,7 @@ def measure(diarizer, rec, grid: dict, collar: float) -> dict:
         long = whole_score(rec.annotation, hypothesis, rec.duration, collar)
         short = pieces_score(settings, pieces, collar)
         rows[label] = {
-            "whole": parts(long), "short": parts(short),
+            "whole": long.percentages(), "short": short.percentages(),
             "difference": round(long.der - short.der, 2),
             "speakers": [long.hyp_speakers, long.ref_speakers],
             "pieces": len(pieces), "seconds": round(seconds, 2),

@@ -119,6 +119,17 @@ class FileScore:
         """``seconds`` as a percentage of the scored speaker time."""
         return _percent(seconds, self.scored)
 
+    def percentages(self, digits: int = 2) -> dict[str, float]:
+        """DER and its parts in percent of the scored time, rounded: ``der``, ``missed``,
+        ``false_alarm``, ``confusion`` (the figures the benches print)."""
+        parts = {
+            "missed": self.missed,
+            "false_alarm": self.false_alarm,
+            "confusion": self.confusion,
+        }
+        out = {"der": round(self.der, digits)}
+        return out | {name: round(self.percent(value), digits) for name, value in parts.items()}
+
     @property
     def jer(self) -> float:
         """JER in percent: the mean Jaccard error of the reference speakers; without any,

@@ -272,3 +272,11 @@ def test_agrees_with_md_eval_on_random_pairs():
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "OK" in proc.stdout
+
+
+def test_percentages_are_der_and_its_parts_in_percent_of_the_scored_time():
+    total = FileScore(missed=3.0, false_alarm=1.5, confusion=0.5, scored=40.0, ref_speakers=2,
+                      hyp_speakers=2)  # fmt: skip
+    parts = total.percentages()
+    assert parts == {"der": 12.5, "missed": 7.5, "false_alarm": 3.75, "confusion": 1.25}
+    assert total.percentages(digits=0)["false_alarm"] == 4.0
