@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -135,6 +136,14 @@ def test_rerun_resumes_and_other_settings_fail(corpus, tmp_path):
     assert (out / "wav" / "mix_000001.wav").exists()
     with pytest.raises(DiarizeError, match="other settings"):
         simulate(corpus, out, small(beta=1.0), progress=False)
+    # a set made before a field existed (its simulation.json lacks it) was made with its
+    # default: it resumes under that default, and only under it
+    meta = json.loads((out / "simulation.json").read_text())
+    del meta["config"]["voice_shift"]
+    (out / "simulation.json").write_text(json.dumps(meta))
+    simulate(corpus, out, small(), progress=False)
+    with pytest.raises(DiarizeError, match="other settings"):
+        simulate(corpus, out, small(voice_shift=0.1), progress=False)
 
 
 def test_output_loads_as_a_diarization_set(corpus, tmp_path):

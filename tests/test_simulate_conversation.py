@@ -138,3 +138,32 @@ def test_events_add_energy_only_where_placed():
     active = np.abs(out) > 0
     assert 0 < active.mean() < 0.5  # a few one-second events in a minute
     assert augment.add_events(wave, [], 5.0, (0.0, 0.0), rng) is wave
+
+
+def test_speed_plays_a_tone_faster_and_higher():
+    tone = _tone(400, 1.0)
+    fast = augment.speed(tone, 1.1)
+    assert fast.size == pytest.approx(tone.size / 1.1, abs=2)
+    spectrum = np.abs(np.fft.rfft(fast))
+    assert np.fft.rfftfreq(fast.size, 1 / SR)[np.argmax(spectrum)] == pytest.approx(440, abs=3)
+
+
+def test_voice_shift_gives_each_speaker_its_own_speed(corpus, tmp_path):
+    base = dict(num_mixtures=3, speakers=(3,), mode="conversation", overlap_prob=0.0,
+                activity="segments", seed=4)  # fmt: skip
+    plain = build_pool(corpus, SimulationConfig(**base), tmp_path / "a")
+    shifted = build_pool(corpus, SimulationConfig(**base, voice_shift=0.1), tmp_path / "b")
+    factors = []
+    for i in range(3):
+        a, b = make_mixture(i, plain), make_mixture(i, shifted)
+        assert a.speakers == b.speakers  # the other draws are those of the plain recording
+        for spk in a.annotation.labels():
+            ratio = _speech_seconds(a.annotation.subset([spk])) / _speech_seconds(
+                b.annotation.subset([spk])
+            )
+            factors.append(ratio)  # the speed factor: its speech lasts 1 / factor as long
+    assert all(0.9 - 1e-3 <= f <= 1.1 + 1e-3 for f in factors)
+    assert all(abs(f * 100 - round(f * 100)) < 0.05 for f in factors)  # on the 0.01 grid
+    assert len(set(np.round(factors, 2))) > 2  # speakers get different factors
+    with pytest.raises(DiarizeError, match="--voice-shift must lie in"):
+        SimulationConfig(voice_shift=0.5).check()

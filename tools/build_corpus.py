@@ -529,7 +529,8 @@ def run_job(job_and_args: tuple[Job, str, int]) -> str:
 
 
 def _make_wave(job: Job, seed: int) -> np.ndarray:
-    from diarize.audio import load_audio, resample
+    from diarize.audio import load_audio
+    from diarize.data import augment
 
     if job.kind == "file":
         dur = job.end - job.start if job.end > job.start else None
@@ -537,9 +538,7 @@ def _make_wave(job: Job, seed: int) -> np.ndarray:
     if job.kind == "join":
         return _joined_wave(job, seed)
     if job.kind == "speed":
-        # played at factor x speed: treat the samples as recorded at rate * factor
-        wave = load_audio(job.arg, SAMPLE_RATE)
-        return resample(wave, int(round(SAMPLE_RATE * job.factor)), SAMPLE_RATE)
+        return augment.speed(load_audio(job.arg, SAMPLE_RATE), job.factor)
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "out.wav"
         _synthesise(job, utterance_text(job.utt, seed), wav, Path(tmp))

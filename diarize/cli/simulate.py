@@ -61,6 +61,11 @@ def _add_speaker_options(g: argparse._ArgumentGroup) -> None:
         help="file of speaker or person ids to draw from (one per line)",
     )
     g.add_argument("--gain-db", type=float, help="speaker levels within +- this (dB)")
+    g.add_argument(
+        "--voice-shift",
+        type=float,
+        help="each speaker's speed factor (pitch, formants, tempo) within 1 +- this",
+    )
 
 
 def _add_acoustic_options(g: argparse._ArgumentGroup) -> None:

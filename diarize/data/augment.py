@@ -8,6 +8,9 @@ is far cheaper than doing it per training chunk on the fly (README, "Data").
 - :func:`channel` -- one recording channel per mixture: random equalisation (peaking
   biquads), band limits, a telephone band (8 kHz, 300-3400 Hz, mu-law) or a codec round trip
   (Ogg Vorbis / MP3 at a low quality, through libsndfile);
+- :func:`speed` -- a voice played faster or slower (pitch, formants and tempo together, as
+  ``sox speed``): the simulator's ``voice_shift`` gives each speaker of a recording its own
+  factor, so one person lends many voices;
 - :func:`add_events` -- non-speech sounds (effects, music loops) at random places, over
   speech and pauses alike; they carry no label, so the model learns that they are not speech.
 """
@@ -22,6 +25,15 @@ import numpy as np
 from diarize.audio import SAMPLE_RATE
 
 CHANNELS = ("eq", "band", "telephone", "codec")
+
+
+def speed(wave: np.ndarray, factor: float) -> np.ndarray:
+    """``wave (samples,)`` played at ``factor`` times its speed: ``samples / factor`` samples
+    (its samples read as recorded at ``factor`` x the rate, resampled back). A factor on a
+    0.01 grid keeps the polyphase filter short."""
+    from diarize.audio import resample
+
+    return resample(wave, int(round(SAMPLE_RATE * factor)), SAMPLE_RATE)
 
 
 def peaking_eq(wave: np.ndarray, freq: float, gain_db: float, q: float) -> np.ndarray:

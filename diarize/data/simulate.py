@@ -28,6 +28,9 @@ generator, seeded with ``(seed, i)``, so the output does not depend on the numbe
    ``snrs``: ``10 log10(mean(mixture^2) / mean(noise^2))`` over the whole mixture, as EEND does.
 
 Augmentation (:mod:`diarize.data.augment`, both modes): a gain per speaker (+-``gain_db``),
+a voice per speaker (``voice_shift``: its utterances played at one speed factor drawn within
+``1 +- voice_shift`` on a 0.01 grid, from a generator of its own so that the other draws stay
+those of the unshifted recording),
 non-speech events (``events`` files at ``event_rate`` per minute) unlabelled over speech and
 pauses, and with probability ``channel_prob`` one channel per recording (equalisation, band
 limits, telephone band, codec round trip).
@@ -79,6 +82,7 @@ class SimulationConfig:
     turn_gaps: tuple[float, ...] = ()  # s, speaker-change gaps (< 0: overlap) from RTTMs
     same_gaps: tuple[float, ...] = ()  # s, same-speaker gaps from RTTMs
     gain_db: float = 0.0  # each speaker's level drawn within +- this many dB
+    voice_shift: float = 0.0  # each speaker's speed factor drawn within 1 +- this (0 = off)
     channel_prob: float = 0.0  # probability of one channel effect per recording
     events: tuple[str, ...] = ()  # non-speech sound files (effects, music), never labelled
     event_rate: float = 0.0  # non-speech events per minute
@@ -106,6 +110,8 @@ class SimulationConfig:
             raise DiarizeError(
                 f"--mode must be mixture, conversation or meeting, got {self.mode!r}"
             )
+        if not 0 <= self.voice_shift <= 0.3:
+            raise DiarizeError(f"--voice-shift must lie in [0, 0.3], got {self.voice_shift}")
         means = (self.pause_mean, self.same_pause_mean, self.overlap_mean)
         if min(means) <= 0 or not 0 <= self.overlap_prob <= 1 or not 0 <= self.channel_prob <= 1:
             raise DiarizeError(
@@ -304,6 +310,10 @@ def make_mixture(index: int, pool: _Pool) -> Mixture:
         names = sorted(pool.persons[p])
         speakers.append(names[int(rng.integers(len(names)))])
     utterances = [pool.persons[p][spk] for spk, p in zip(speakers, chosen, strict=True)]
+    if cfg.voice_shift > 0:
+        utterances = _shifted(
+            utterances, cfg.voice_shift, np.random.default_rng([cfg.seed, index, 1])
+        )
     if n == 0:
         tracks, regions = [np.zeros(int(rng.uniform(20, 60) * SAMPLE_RATE))], [[]]
     elif cfg.mode == "conversation":
@@ -319,6 +329,31 @@ def make_mixture(index: int, pool: _Pool) -> Mixture:
             ann[seg, ann.new_track(seg)] = spk
     mix, snr, reverberant = _render(list(tracks), cfg, rng, pool.events, speech=n > 0)
     return Mixture(uri, mix.astype(np.float32), ann, snr, reverberant, speakers)
+
+
+@dataclass(frozen=True)
+class ShiftedUtterance(Utterance):
+    """An utterance to be played at ``speed`` times its speed (``voice_shift``)."""
+
+    speed: float = 1.0
+
+
+def _shifted(
+    utterances: list[list[Utterance]], shift: float, rng: np.random.Generator
+) -> list[list[Utterance]]:
+    """Each speaker's utterances at one speed factor drawn within ``1 +- shift``, 0.01 apart."""
+    factors = np.round(rng.uniform(1 - shift, 1 + shift, size=len(utterances)), 2)
+    return [
+        [ShiftedUtterance(**asdict(u), speed=float(f)) for u in utts]
+        for utts, f in zip(utterances, factors, strict=True)
+    ]
+
+
+def _load(utt: Utterance) -> np.ndarray:
+    """An utterance's samples at SAMPLE_RATE, at its speed if it is shifted."""
+    wave = load_audio(utt.path, SAMPLE_RATE, offset=utt.start, duration=utt.duration)
+    factor = getattr(utt, "speed", 1.0)
+    return wave if factor == 1.0 else augment.speed(wave, factor)
 
 
 def _render(
@@ -366,7 +401,7 @@ def _conversation(
     floor_end, previous = int(rng.uniform(0.5, 3.0) * SAMPLE_RATE), None
     for k in order.tolist():
         utt = utterances[k][int(rng.integers(len(utterances[k])))]
-        wave = load_audio(utt.path, SAMPLE_RATE, offset=utt.start, duration=utt.duration)
+        wave = _load(utt)
         start = floor_end
         if previous is not None:
             gap = _gap(k == previous[0], cfg, rng)
@@ -453,7 +488,7 @@ def _speaker_track(
     pieces, regions, pos = [], [], 0  # pos in samples
     for pick, pause in zip(picks, pauses, strict=True):
         utt = utterances[int(pick)]
-        wave = load_audio(utt.path, SAMPLE_RATE, offset=utt.start, duration=utt.duration)
+        wave = _load(utt)
         gap = int(round(pause * SAMPLE_RATE))
         pieces += [np.zeros(gap, dtype=np.float32), wave]
         pos += gap
@@ -622,7 +657,9 @@ def _claim(out: Path, config: SimulationConfig, source, speaker_list) -> None:
 
 
 def _without_count(settings: dict) -> dict:
-    return settings | {"config": settings["config"] | {"num_mixtures": None}}
+    """The settings to compare, fields added since a set was made at their defaults."""
+    defaults = json.loads(json.dumps(asdict(SimulationConfig())))
+    return settings | {"config": defaults | settings["config"] | {"num_mixtures": None}}
 
 
 def _progress(items, enabled: bool, total: int | None = None):
