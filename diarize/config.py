@@ -138,6 +138,10 @@ class LinkConfig:
     # the fraction above): a count suits short and long recordings alike, where a fraction
     # keeps 6 neighbours (the floor) of 60 local speakers and 40 of 800
     spectral_neighbours: int = 0
+    # spectral: with spectral_neighbours, keep at least this fraction of the local speakers
+    # as neighbours (0 = exactly spectral_neighbours): a 60-minute meeting has about twice
+    # the local speakers per person of a 20-minute one, and needs more to stay connected
+    spectral_neighbours_fraction: float = 0.0
     # spectral: the Laplacian whose eigen-gap counts the speakers and whose eigenvectors are
     # clustered: "unnormalised" D - A (3D-Speaker's), or "normalised" I - D^-1/2 A D^-1/2
     # with unit-length rows (Ng, Jordan and Weiss), whose count depends far less on the
@@ -152,9 +156,10 @@ class LinkConfig:
     def __post_init__(self) -> None:
         _check_at_least(self, min_active_frames=1, min_voice_frames=1, min_turn_frames=1)
         _check_at_least(self, min_cluster_size=1, spectral_keep=0.0, spectral_neighbours=0)
-        _check_at_least(self, split_below=0.0)
-        if self.spectral_keep > 1:
-            raise DiarizeError(f"link.spectral_keep must be at most 1, got {self.spectral_keep}")
+        _check_at_least(self, split_below=0.0, spectral_neighbours_fraction=0.0)
+        for name in ("spectral_keep", "spectral_neighbours_fraction"):
+            if getattr(self, name) > 1:
+                raise DiarizeError(f"link.{name} must be at most 1, got {getattr(self, name)}")
         _check_at_least(self, overlap_weight=0.0, f0_weight=0.0, voice_floor=0.0, split_cost=0.0)
         if self.spectral_laplacian not in SPECTRAL_LAPLACIANS:
             raise DiarizeError(

@@ -208,6 +208,22 @@ def test_spectral_neighbours_keep_a_count_whatever_the_number_of_items():
         LinkConfig(spectral_neighbours=-1)
 
 
+def test_spectral_neighbours_fraction_keeps_long_recordings_connected():
+    # 2 neighbours leave 80 noisy items in many small groups; at least 10 % of them (8) as
+    # neighbours join each block up again, whatever the count given
+    rng = np.random.default_rng(0)
+    sim = blocks([40, 40], 0.9, 0.6) + rng.normal(0, 0.02, (80, 80))
+    sim, none = (sim + sim.T) / 2, np.zeros((80, 80), dtype=bool)
+    assert len(set(spectral_clusters(sim, none, 0.0, neighbours=2))) > 2
+    halves = {frozenset(range(40)), frozenset(range(40, 80))}
+    for laplacian in ("unnormalised", "normalised"):
+        kept = spectral_clusters(sim, none, 0.0, neighbours=2, laplacian=laplacian,
+                                 neighbours_fraction=0.1)  # fmt: skip
+        assert partition(kept) == halves
+    with pytest.raises(DiarizeError, match="spectral_neighbours_fraction must be at most 1"):
+        LinkConfig(spectral_neighbours_fraction=1.5)
+
+
 def test_min_cluster_size_dissolves_small_clusters_into_the_nearest_large_one():
     x = np.array([[1.0, 0.0]] * 3 + [[0.0, 1.0]] * 3 + [[0.8, 0.6]])
     sim = x @ x.T

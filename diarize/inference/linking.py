@@ -37,13 +37,14 @@ Node = tuple[int, int]  # (window index, local speaker index)
 # tools/export_model.py --embedding. They set every knob the bundled model tunes for its
 # own encoder (neighbours, Laplacian, cluster splitting), so none of those leaks in. Tuned
 # with CAM++ zh-en on data/dev_real{2,3,4,_long} and ten 20-minute meetings
-# (bench/long_meetings.py, seed 0), checked on ten others (seed 1): README, "Linking:
-# methods x embedding models". ResNet and ECAPA take CAM++'s settings, not measured.
+# (bench/long_meetings.py, seed 0), checked on ten others (seed 1) and three 60-minute
+# recordings (bench/long_audio.py): README, "Linking: methods x embedding models". ResNet and ECAPA take CAM++'s settings, not measured.
 _CAMPPLUS_LINKING = {
     "link_threshold": 0.3,
     "link": {
         "method": "spectral",
         "spectral_neighbours": 10,
+        "spectral_neighbours_fraction": 0.02,
         "spectral_laplacian": "normalised",
         "split_below": 0.0,
     },
@@ -312,6 +313,7 @@ def cluster_core(
         labels = spectral_clusters(
             sim, cannot, threshold, count.num, least, count.max, config.link.spectral_keep,
             config.link.spectral_neighbours, config.link.spectral_laplacian,
+            config.link.spectral_neighbours_fraction,
         )  # fmt: skip
         labels = reassign(labels, sim, cannot, groups, floor, only_broken=True, min_size=smallest)
     else:
@@ -580,12 +582,13 @@ def spectral_clusters(
     keep: float = 1.0,
     neighbours: int = 0,
     laplacian: str = "unnormalised",
+    neighbours_fraction: float = 0.0,
 ) -> np.ndarray:
     """Spectral clustering of ``n`` items, ``sim (n, n)`` -> cluster id per item ``(n,)``.
 
     The affinity (:func:`pruned_affinity`) keeps the similarities of at least ``threshold``
-    between items that may link, and of each item only its ``neighbours`` most similar (or
-    its most similar ``keep`` fraction); the number of clusters is ``num_clusters``, else
+    between items that may link, and of each item only its ``neighbours`` most similar (at
+    least its ``neighbours_fraction`` of them; or its most similar ``keep`` fraction); the number of clusters is ``num_clusters``, else
     the one after which the eigenvalues of its Laplacian (:func:`laplacian_of`) jump the
     most (up to :data:`SPECTRAL_MAX_CLUSTERS`, or ``max_clusters`` if more, as 3D-Speaker
     does), brought into ``[min_clusters, max_clusters]``; the items are then clustered by
@@ -595,6 +598,8 @@ def spectral_clusters(
     from scipy.linalg import eigh
 
     n = len(sim)
+    if neighbours:
+        neighbours = max(neighbours, int(np.ceil(neighbours_fraction * n)))
     affinity = pruned_affinity(sim, cannot, threshold, keep, neighbours)
     values, vectors = eigh(laplacian_of(affinity, laplacian))  # ascending eigenvalues
     if num_clusters:
