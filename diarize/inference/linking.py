@@ -3,8 +3,8 @@
 Local speakers of all windows are clustered (:func:`cluster_core`, ``LinkConfig.method``:
 constrained average-linkage AHC, :func:`constrained_ahc`; centroid linkage followed by a
 re-assignment of each local speaker to its nearest cluster, :func:`reassign`, as pyannote
-3.x does; or :func:`spectral_clusters` with an eigen-gap speaker count) on a similarity
-chosen once per recording (:func:`choose_similarity`): the cosine of speaker embeddings
+3.x does; or :func:`spectral_clusters` with an eigen-gap speaker count; any of them then
+optionally :func:`split_clusters`) on a similarity chosen once per recording (:func:`choose_similarity`): the cosine of speaker embeddings
 (the checkpoint's speaker encoder, or a pretrained model: :mod:`diarize.inference.embed`)
 when the windows have them (:class:`EmbeddingSimilarity`), else their voices
 (:class:`VoiceSimilarity`: average log-mel spectrum and log F0, centred on the recording's
@@ -38,7 +38,8 @@ Node = tuple[int, int]  # (window index, local speaker index)
 # own encoder (neighbours, Laplacian, cluster splitting), so none of those leaks in. Tuned
 # with CAM++ zh-en on data/dev_real{2,3,4,_long} and ten 20-minute meetings
 # (bench/long_meetings.py, seed 0), checked on ten others (seed 1) and three 60-minute
-# recordings (bench/long_audio.py): README, "Linking: methods x embedding models". ResNet and ECAPA take CAM++'s settings, not measured.
+# recordings (bench/long_audio.py): README, "Linking: methods x embedding models".
+# ResNet and ECAPA take CAM++'s settings, not measured.
 _CAMPPLUS_LINKING = {
     "link_threshold": 0.3,
     "link": {
@@ -588,12 +589,13 @@ def spectral_clusters(
 
     The affinity (:func:`pruned_affinity`) keeps the similarities of at least ``threshold``
     between items that may link, and of each item only its ``neighbours`` most similar (at
-    least its ``neighbours_fraction`` of them; or its most similar ``keep`` fraction); the number of clusters is ``num_clusters``, else
-    the one after which the eigenvalues of its Laplacian (:func:`laplacian_of`) jump the
-    most (up to :data:`SPECTRAL_MAX_CLUSTERS`, or ``max_clusters`` if more, as 3D-Speaker
-    does), brought into ``[min_clusters, max_clusters]``; the items are then clustered by
-    k-means on their rows of that many eigenvectors (:func:`kmeans`; unit-length rows for
-    the normalised Laplacian, as Ng, Jordan and Weiss do).
+    least its ``neighbours_fraction`` of them; or its most similar ``keep`` fraction); the
+    number of clusters is ``num_clusters``, else the one after which the eigenvalues of its
+    Laplacian (:func:`laplacian_of`, ``laplacian``) jump the most (up to
+    :data:`SPECTRAL_MAX_CLUSTERS`, or ``max_clusters`` if more, as 3D-Speaker does), brought
+    into ``[min_clusters, max_clusters]``; the items are then clustered by k-means on their
+    rows of that many eigenvectors (:func:`kmeans`; unit-length rows for the normalised
+    Laplacian, as Ng, Jordan and Weiss do).
     Cannot-link pairs may still share a cluster: :func:`reassign` separates them."""
     from scipy.linalg import eigh
 
