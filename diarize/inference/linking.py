@@ -4,9 +4,9 @@ Local speakers of all windows are clustered (:func:`cluster_core`, ``LinkConfig.
 constrained average-linkage AHC, :func:`constrained_ahc`; centroid linkage followed by a
 re-assignment of each local speaker to its nearest cluster, :func:`reassign`, as pyannote
 3.x does; or :func:`spectral_clusters` with an eigen-gap speaker count; any of them then
-optionally :func:`split_clusters`) on a similarity chosen once per recording (:func:`choose_similarity`): the cosine of speaker embeddings
-(the checkpoint's speaker encoder, or a pretrained model: :mod:`diarize.inference.embed`)
-when the windows have them (:class:`EmbeddingSimilarity`), else their voices
+optionally :func:`split_clusters`) on a similarity chosen once per recording
+(:func:`choose_similarity`): the cosine of speaker embeddings (the checkpoint's speaker
+encoder, or a pretrained model: :mod:`diarize.inference.embed`) when the windows have them (:class:`EmbeddingSimilarity`), else their voices
 (:class:`VoiceSimilarity`: average log-mel spectrum and log F0, centred on the recording's
 average voice), else their attractors (:class:`AttractorSimilarity`). Embeddings and voices
 count only for local speakers heard alone long enough (``LinkConfig.min_voice_frames``; a
