@@ -6,16 +6,16 @@ re-assignment of each local speaker to its nearest cluster, :func:`reassign`, as
 3.x does; or :func:`spectral_clusters` with an eigen-gap speaker count; any of them then
 optionally :func:`split_clusters`) on a similarity chosen once per recording
 (:func:`choose_similarity`): the cosine of speaker embeddings (the checkpoint's speaker
-encoder, or a pretrained model: :mod:`diarize.inference.embed`) when the windows have them (:class:`EmbeddingSimilarity`), else their voices
-(:class:`VoiceSimilarity`: average log-mel spectrum and log F0, centred on the recording's
-average voice), else their attractors (:class:`AttractorSimilarity`). Embeddings and voices
-count only for local speakers heard alone long enough (``LinkConfig.min_voice_frames``; a
-pretrained model's ``min_duration``); the others are compared by attractors and join the
-clusters after them. Where windows overlap, the agreement of the
-two speakers' activities on the shared frames is mixed in (:func:`mix_agreement`). Two local
-speakers of one window that are active at the same time never merge (:func:`cannot_link`).
-The number of global speakers is given, bounded or set by ``InferConfig.link_threshold``
-(:class:`SpeakerCount`).
+encoder, or a pretrained model: :mod:`diarize.inference.embed`) when the windows have them
+(:class:`EmbeddingSimilarity`), else their voices (:class:`VoiceSimilarity`: average
+log-mel spectrum and log F0, centred on the recording's average voice), else their
+attractors (:class:`AttractorSimilarity`). Embeddings and voices count only for local
+speakers heard alone long enough (``LinkConfig.min_voice_frames``; a pretrained model's
+``min_duration``); the others are compared by attractors and join the clusters after them.
+Where windows overlap, the agreement of the two speakers' activities on the shared frames
+is mixed in (:func:`mix_agreement`). Two local speakers of one window that are active at
+the same time never merge (:func:`cannot_link`). The number of global speakers is given,
+bounded or set by ``InferConfig.link_threshold`` (:class:`SpeakerCount`).
 """
 
 from __future__ import annotations
