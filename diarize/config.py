@@ -147,7 +147,7 @@ class LinkConfig:
     # with unit-length rows (Ng, Jordan and Weiss), whose count depends far less on the
     # number of neighbours kept (README, "Linking")
     spectral_laplacian: str = "unnormalised"
-    # after clustering, a cluster is cut in two (:func:`~diarize.inference.linking.split_clusters`)
+    # after clustering, a cluster is cut in two (diarize.inference.linking.split_clusters)
     # while the centroids of its two halves have a cosine below this (0 = never): the
     # eigen-gap tends to merge two persons of a short conversation when an encoder hears
     # them alike
