@@ -14,11 +14,12 @@ seconds of pieces gets no embedding (``WindowOutput.embedded`` False) and is lin
 attractor after the others (:func:`diarize.inference.linking.cluster`).
 
 :class:`PretrainedEmbedder` does this as the windows come (it sees each batch of
-:func:`~diarize.inference.local.analyse_windows`), gathering :data:`GATHER` pieces before each call of
-:meth:`~diarize.embeddings.SpeakerEmbedding.embed` (pieces of equal length share a forward
-pass, so the more are gathered, the fewer and fuller the passes: 589 passes for a
-20-minute meeting with 16 gathered, 126 with 256; README, "Speaker embeddings"), so it keeps
-only the windows whose frames are not cut into pieces yet, and the pieces gathered.
+:func:`~diarize.inference.local.analyse_windows`), gathering :data:`GATHER` pieces before
+each call of :meth:`~diarize.embeddings.SpeakerEmbedding.embed` (pieces of equal length
+share a forward pass, so the more are gathered, the fewer and fuller the passes: 589 passes
+for a 20-minute meeting with 16 gathered, 126 with 256; README, "Speaker embeddings"), so
+it keeps only the windows whose frames are not cut into pieces yet, and the pieces
+gathered.
 """
 
 from __future__ import annotations
