@@ -600,9 +600,7 @@ def spectral_clusters(
     from scipy.linalg import eigh
 
     n = len(sim)
-    if neighbours:
-        neighbours = max(neighbours, int(np.ceil(neighbours_fraction * n)))
-    affinity = pruned_affinity(sim, cannot, threshold, keep, neighbours)
+    affinity = pruned_affinity(sim, cannot, threshold, keep, neighbours, neighbours_fraction)
     values, vectors = eigh(laplacian_of(affinity, laplacian))  # ascending eigenvalues
     if num_clusters:
         k = num_clusters
@@ -617,17 +615,25 @@ def spectral_clusters(
 
 
 def pruned_affinity(
-    sim: np.ndarray, cannot: np.ndarray, threshold: float, keep: float, neighbours: int
+    sim: np.ndarray,
+    cannot: np.ndarray,
+    threshold: float,
+    keep: float,
+    neighbours: int,
+    neighbours_fraction: float = 0.0,
 ) -> np.ndarray:
     """``sim (n, n)`` -> affinity (n, n): similarities of at least ``threshold`` (and 0)
     between items that may link (``cannot`` pairs are 0), of each item only its
-    ``neighbours`` most similar when that is above 0, else its most similar ``keep``
-    fraction (at least :data:`SPECTRAL_MIN_KEPT`; 3D-Speaker's p-pruning), made symmetric
-    again by averaging."""
+    ``neighbours`` most similar when that is above 0 (at least its ``neighbours_fraction``
+    of the items), else its most similar ``keep`` fraction (at least
+    :data:`SPECTRAL_MIN_KEPT`; 3D-Speaker's p-pruning), made symmetric again by averaging."""
     n = len(sim)
     affinity = np.where((sim >= threshold) & ~cannot, np.maximum(sim, 0.0), 0.0)
     np.fill_diagonal(affinity, 0.0)
-    kept = neighbours or max(SPECTRAL_MIN_KEPT, int(np.ceil(keep * n)))
+    if neighbours:
+        kept = max(neighbours, int(np.ceil(neighbours_fraction * n)))
+    else:
+        kept = max(SPECTRAL_MIN_KEPT, int(np.ceil(keep * n)))
     if kept < n:  # zero all but each row's `kept` largest
         np.put_along_axis(affinity, np.argsort(-affinity, axis=1)[:, kept:], 0.0, axis=1)
     return (affinity + affinity.T) / 2
