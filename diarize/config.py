@@ -185,6 +185,10 @@ class InferConfig:
     window: float = 0.0  # seconds per window (0 = the training chunk length)
     hop: float = 0.0  # seconds between windows (0 = half a window)
     batch_size: int = 8  # windows per forward pass
+    # seconds of audio a frozen frontend (CAM++, WavLM with freeze: all) sees at once: its
+    # features are computed once per block, blocks cut at multiples of it as training chunks
+    # are, and each window takes its frames from them (0: computed for each window alone)
+    frontend_block: float = 0.0
     # similarity (speaker embeddings or voices, attractors, activity agreement; see
     # diarize.inference.linking) above which the local speakers of two windows are one
     # speaker, when their number is unknown (0.3 suits voice profiles; the bundled model,
@@ -200,9 +204,10 @@ class InferConfig:
     def __post_init__(self) -> None:
         _check_at_least(self, median=1, batch_size=1)
         _check_at_least(self, window=0.0, hop=0.0, min_duration_on=0.0, min_duration_off=0.0)
-        _check_at_least(self, silence_peak=0.0)
-        _check_finite(self, "window", "hop", "min_duration_on", "min_duration_off", "silence_peak")
-        for name in ("window", "hop", "min_duration_on", "min_duration_off"):
+        _check_at_least(self, silence_peak=0.0, frontend_block=0.0)
+        _check_finite(self, "window", "hop", "min_duration_on", "min_duration_off", "silence_peak",
+                      "frontend_block")  # fmt: skip
+        for name in ("window", "hop", "min_duration_on", "min_duration_off", "frontend_block"):
             if getattr(self, name) > MAX_SECONDS:
                 raise DiarizeError(
                     f"{name} must be at most {MAX_SECONDS:g} s, got {getattr(self, name)}"
@@ -214,6 +219,11 @@ class InferConfig:
         if not -1 <= self.link_threshold <= 1:
             raise DiarizeError(
                 f"link_threshold must be between -1 and 1 (a similarity), got {self.link_threshold}"
+            )
+        if 0 < self.frontend_block < MIN_WINDOW:
+            raise DiarizeError(
+                f"frontend_block must be 0 (per window) or at least {MIN_WINDOW:g} s, got "
+                f"{self.frontend_block}"
             )
         if 0 < self.window < MIN_WINDOW:
             raise DiarizeError(

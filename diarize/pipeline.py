@@ -35,6 +35,8 @@ from diarize.inference import (
     analyse_windows,
     feature_stream,
     frame_grid,
+    frontend_blocks,
+    frozen_frontend,
     link,
     open_audio,
     stream_windows,
@@ -68,6 +70,8 @@ class Diarizer:
         ``speaker_encoder`` (:mod:`diarize.inference.embed`)."""
         config = config or InferConfig()
         window_frames(config, float(model.frame_shift), chunk_frames)  # fails here, not later
+        if config.frontend_block:
+            frozen_frontend(model)
         self.model, self.config, self.speaker_encoder = model, config, speaker_encoder
         self.chunk_frames, self.sample_rate, self.device = chunk_frames, sample_rate, device
         self.embedding = embedding
@@ -145,7 +149,8 @@ class Diarizer:
         encoder = self.speaker_encoder if self.embedding is None else None
         embedder = None if self.embedding is None else PretrainedEmbedder(self.embedding, grid)
         frame_features, lookahead = feature_stream(grid, encoder)
-        stream = stream_windows(source, grid, frame_features, lookahead)  # features once per frame
+        blocks = frontend_blocks(self.model, self.config, grid, self.device)
+        stream = stream_windows(source, grid, frame_features, lookahead, *blocks)  # once per frame
         windows = analyse_windows(
             self.model, stream, grid, self.config, max_speakers,
             encoder, self.device, on_batch, embedder,

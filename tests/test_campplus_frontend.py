@@ -3,6 +3,7 @@ checkpoints that carry them, the feature cache and a training run on top."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -186,3 +187,79 @@ def test_training_reads_cached_features(tiny_file, tmp_path):
     )
     history = load_checkpoint(out / "checkpoint_epoch1.pt")["history"]
     assert np.isfinite(history[0]["train_loss"]) and "dev_der" in history[0]
+
+
+def _diarizer(model, **infer):
+    from diarize import Diarizer
+    from diarize.config import InferConfig
+
+    config = InferConfig(link_threshold=0.3, **infer)
+    return Diarizer(model, config, chunk_frames=40)
+
+
+def _windows(diarizer, wave) -> list:
+    return diarizer.analyse((wave, 16000)).windows
+
+
+def _decoding_model(tiny_file, tmp_path):
+    """A tiny CAM++-frontend model that decodes every attractor (threshold 0), so that its
+    windows have posteriors to compare."""
+    torch.manual_seed(0)
+    config = tiny_experiment(tmp_path, "unused", features=features(tiny_file))
+    config = replace(config, model=replace(config.model, attractor_threshold=0.0))
+    return build_model(config).eval()
+
+
+def test_frontend_blocks_aligned_with_windows_change_nothing(tiny_file, tmp_path):
+    """Windows that are exactly the blocks see exactly the audio they would alone; blocks
+    that cut them elsewhere give other posteriors."""
+    model = _decoding_model(tiny_file, tmp_path)
+    wave = waves(16000 * 12)[0][0].numpy()  # two 6-s windows
+    alone = _windows(_diarizer(model, window=6.0, hop=6.0), wave)
+    blocked = _windows(_diarizer(model, window=6.0, hop=6.0, frontend_block=6.0), wave)
+    shifted = _windows(_diarizer(model, window=6.0, hop=6.0, frontend_block=4.0), wave)
+    assert [w.start for w in alone] == [w.start for w in blocked] == [0, 60]
+    for a, b, c in zip(alone, blocked, shifted, strict=True):
+        assert a.probs.shape == (60, model.config.max_speakers)
+        np.testing.assert_allclose(a.probs, b.probs, atol=1e-5)
+        assert np.abs(a.probs - c.probs).max() > 1e-3
+
+
+def test_frontend_blocks_are_cut_at_multiples_and_sliced_per_window(tiny_file, tmp_path):
+    """Overlapping windows take each frame's states from the block that holds it."""
+    from diarize.inference import frame_grid, open_audio, stream_windows
+
+    torch.manual_seed(0)
+    model = build_model(tiny_experiment(tmp_path, "unused", features=features(tiny_file))).eval()
+    wave = waves(16000 * 13)[0][0].numpy()
+    calls = []
+
+    def block_states(block: np.ndarray) -> np.ndarray:  # frame means, tagged by block length
+        calls.append(len(block))
+        frames = len(block) // 1600
+        means = block[: frames * 1600].reshape(frames, 1600).mean(1)
+        return np.stack([means, np.full(frames, len(block))])[None].transpose(0, 2, 1)
+
+    config = _diarizer(model, window=6.0, hop=3.0).config
+    grid = frame_grid(model, config, len(wave), 16000, 40)
+    windows = list(
+        stream_windows(open_audio((wave, 16000), 16000), grid, None, 0, block_states, 50)
+    )
+    assert calls == [80000, 80000, 48000]  # blocks [0, 5), [5, 10), [10, 13) s, once each
+    means = wave.reshape(130, 1600).mean(1)
+    tags = np.repeat([80000, 80000, 48000], [50, 50, 30])
+    for w in windows:
+        frames = len(w.wave) // 1600
+        np.testing.assert_allclose(w.states[0, :, 0], means[w.start : w.start + frames], rtol=1e-6)
+        np.testing.assert_array_equal(w.states[0, :, 1], tags[w.start : w.start + frames])
+
+
+def test_frontend_block_needs_a_frozen_frontend(tmp_path):
+    from diarize.config import InferConfig
+
+    model = build_model(tiny_experiment(tmp_path, "unused")).eval()  # fbank
+    with pytest.raises(DiarizeError, match="frontend_block needs a frozen frontend"):
+        _diarizer(model, frontend_block=20.0)
+    for bad in (-1.0, 0.5, float("nan")):
+        with pytest.raises(DiarizeError, match="frontend_block"):
+            InferConfig(frontend_block=bad)

@@ -61,6 +61,13 @@ def add_inference_options(p: argparse.ArgumentParser) -> None:
         "--hop", type=float, metavar="SEC", help="hop between windows (default: half a window)"
     )
     g.add_argument(
+        "--frontend-block",
+        type=float,
+        metavar="SEC",
+        help="run a frozen frontend (CAM++, WavLM freeze: all) once per block of SEC seconds "
+        "and slice the windows' frames from it (0: once per window)",
+    )
+    g.add_argument(
         "--link-threshold",
         type=float,
         metavar="SIM",
@@ -99,7 +106,7 @@ def add_linking_options(p: argparse.ArgumentParser) -> None:
 
 
 INFER_OPTIONS = ("threshold", "median", "min_duration_on", "min_duration_off", "window", "hop",
-                 "link_threshold", "split_voices", "batch_size")  # fmt: skip
+                 "frontend_block", "link_threshold", "split_voices", "batch_size")  # fmt: skip
 
 
 def inference_overrides(args: argparse.Namespace) -> dict:

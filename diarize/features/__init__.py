@@ -48,6 +48,12 @@ class CachedFrontend(Frontend):
     def check_precomputable(self) -> None:
         """Raise a DiarizeError where precomputed states would not be what the network gives."""
 
+    def frozen_states(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """wave (batch, samples), lengths (batch,) -> the states that stand in for the network
+        (batch, cached_layers, frames, out_dim), zero on padded frames: what the feature cache
+        stores and what :meth:`precomputed` takes."""
+        raise NotImplementedError
+
     @contextlib.contextmanager
     def precomputed(self, states: torch.Tensor) -> Iterator[None]:
         """Within the block, calls take ``states`` (batch, cached_layers, frames, out_dim), the

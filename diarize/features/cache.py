@@ -126,25 +126,12 @@ def compute_states(
             for start in range(0, len(indices), batch_size):
                 group = indices[start : start + batch_size]
                 batch = collate([dataset[i] for i in group])
-                states = frozen_states(
-                    frontend, batch["wave"].to(device), batch["lengths"].to(device)
+                states = frontend.frozen_states(
+                    batch["wave"].to(device), batch["lengths"].to(device)
                 )  # (batch, num_layers + 1, frames, dim)
                 out[group, :, :frames] = states.cpu().numpy().astype(out.dtype)
     finally:
         frontend.train(was_training)
-
-
-def frozen_states(frontend: Cacheable, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """wave (batch, samples), lengths (batch,) -> what the cache stores, (batch, layers,
-    frames, dim): WavLM's layer states, or CAM++'s features as one layer."""
-    if isinstance(frontend, CAMPPlusFrontend):
-        return frontend.frame_features(wave, lengths)[0][:, None]  # (batch, 1, frames, dim)
-    return frontend.layer_states(wave, lengths)[0]
-
-
-def num_states(frontend: Cacheable) -> int:
-    """Layers of states cached per frame (WavLM: hidden states; CAM++: 1)."""
-    return 1 if isinstance(frontend, CAMPPlusFrontend) else frontend.num_layers + 1
 
 
 class CachedStates(Dataset):
@@ -200,7 +187,7 @@ def cached_dataset(
 def _build(
     frontend: Cacheable, dataset: ChunkDataset, path: Path, batch_size: int, dtype: str
 ) -> None:
-    shape = (len(dataset), num_states(frontend), dataset.chunk_frames, frontend.out_dim)
+    shape = (len(dataset), frontend.cached_layers, dataset.chunk_frames, frontend.out_dim)
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
     try:
         if len(dataset):

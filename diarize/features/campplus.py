@@ -124,6 +124,9 @@ class CAMPPlusFrontend(CachedFrontend):
                 out[part, :n] = self._run(wave[part, :length], n)
         return out, lengths // self.samples_per_frame
 
+    def frozen_states(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.frame_features(wave, lengths)[0][:, None]  # (batch, 1, frames, out_dim)
+
     def _run(self, wave: torch.Tensor, frames: int) -> torch.Tensor:
         """wave (group, samples) -> (group, frames, out_dim), ``frames`` of them (>= 1)."""
         net = self.campplus

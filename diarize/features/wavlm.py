@@ -181,6 +181,9 @@ class WavLMFrontend(CachedFrontend):
         weights = self.layer_logits.softmax(0).to(states.dtype)
         return torch.einsum("l,blfd->bfd", weights, states)
 
+    def frozen_states(self, wave: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.layer_states(wave, lengths)[0]  # (batch, num_layers + 1, frames, dim)
+
     def check_precomputable(self) -> None:
         """Precomputed states only with ``freeze: all``, where they are what WavLM gives."""
         if self.freeze != "all":

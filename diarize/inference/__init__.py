@@ -31,7 +31,14 @@ from diarize.inference.aggregation import (
     talk_time,
 )
 from diarize.inference.linking import SpeakerCount, constrained_ahc, link, voice_similarity
-from diarize.inference.local import WindowOutput, analyse_windows, feature_stream, split_voices
+from diarize.inference.local import (
+    WindowOutput,
+    analyse_windows,
+    feature_stream,
+    frontend_blocks,
+    frozen_frontend,
+    split_voices,
+)
 from diarize.inference.windows import (
     AudioSource,
     FrameGrid,
@@ -45,7 +52,8 @@ from diarize.inference.windows import (
 
 __all__ = [
     "AudioSource", "FrameGrid", "Result", "SpeakerCount", "Window", "WindowOutput", "aggregate",
-    "analyse_windows", "feature_stream", "constrained_ahc", "exclusive", "frame_grid", "link", "open_audio",
+    "analyse_windows", "feature_stream", "constrained_ahc", "exclusive", "frame_grid",
+    "frontend_blocks", "frozen_frontend", "link", "open_audio",
     "postprocess", "split_voices", "stitch", "stream_windows", "talk_time",
     "voice_similarity", "window_frames", "window_starts",
 ]  # fmt: skip

@@ -13,6 +13,7 @@ into one column per voice (:func:`split_voices`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ from diarize.features.voice import (
     voice_profiles,
 )
 from diarize.inference.windows import FrameGrid, Window
+from diarize.utils import DiarizeError
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,8 @@ def analyse_windows(
     batch: list[Window] = []
 
     def flush() -> None:
-        nets = forward(model, [w.wave for w in batch], max_speakers, device)
+        states = [w.states for w in batch] if batch[0].states is not None else None
+        nets = forward(model, [w.wave for w in batch], max_speakers, device, states)
         out = [local_speakers(w, *net, grid, config, speaker_encoder) for w, net in zip(batch, nets, strict=True)]  # fmt: skip
         if embedder is not None:
             embedder.add(batch, out)
@@ -109,23 +112,43 @@ def analyse_windows(
 
 
 def forward(
-    model, waves: list[np.ndarray], max_speakers: int | None, device: str
+    model,
+    waves: list[np.ndarray],
+    max_speakers: int | None,
+    device: str,
+    states: list[np.ndarray] | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``model.infer`` on a batch of waves (zero-padded to the longest) -> per wave
-    ``(probs (frames, local speakers), attractors (local speakers, d_model))``, float32."""
+    ``(probs (frames, local speakers), attractors (local speakers, d_model))``, float32.
+    ``states``: per wave its frozen frontend's states (layers, frames, dim), computed
+    beforehand (``infer.frontend_block``), which the frontend then takes instead of running."""
     import torch
 
     lengths = [len(w) for w in waves]
     batch = np.zeros((len(waves), max(lengths)), dtype=np.float32)  # (batch, samples)
     for i, w in enumerate(waves):
         batch[i, : len(w)] = w
-    with torch.inference_mode():
+    wave = torch.from_numpy(batch).to(device)
+    given = contextlib.nullcontext()
+    if states is not None:
+        given = model.frontend.precomputed(_padded_states(states, model.num_frames(batch.shape[1]), device))  # fmt: skip
+    with torch.inference_mode(), given:
         out = model.infer(
-            torch.from_numpy(batch).to(device),
+            wave,
             torch.tensor(lengths, dtype=torch.long, device=device),
             max_speakers=max_speakers,
         )
     return [(p.float().cpu().numpy(), a.float().cpu().numpy()) for p, a in out]
+
+
+def _padded_states(states: list[np.ndarray], frames: int, device: str):
+    """Per item (layers, frames_i, dim) -> (batch, layers, frames, dim), zero-padded."""
+    import torch
+
+    out = np.zeros((len(states), *states[0].shape[:1], frames, states[0].shape[2]), np.float32)
+    for i, s in enumerate(states):
+        out[i, :, : s.shape[1]] = s[:, :frames]
+    return torch.from_numpy(out).to(device)
 
 
 def has_voice(grid: FrameGrid) -> bool:
@@ -156,6 +179,43 @@ def feature_stream(grid: FrameGrid, speaker_encoder=None):
 
     lookahead = -(-round(PITCH_WIN * rate / 16000) // spf) * spf  # whole frames
     return frame_features, lookahead
+
+
+def frontend_blocks(model, config: InferConfig, grid: FrameGrid, device: str = "cpu"):
+    """``(block_states, block)`` for :func:`~diarize.inference.windows.stream_windows`: the
+    model's frozen frontend run on blocks of ``config.frontend_block`` seconds, ``block``
+    frames each; ``(None, 0)`` when that is 0 (each window runs the frontend itself)."""
+    if not config.frontend_block:
+        return None, 0
+    import torch
+
+    from diarize.models.eend_eda import eval_mode
+
+    frontend = frozen_frontend(model)
+    block = max(1, round(config.frontend_block / grid.frame_shift))
+
+    def block_states(wave: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None].to(device)
+        with torch.inference_mode(), eval_mode(frontend):
+            states = frontend.frozen_states(x, torch.tensor([len(wave)], device=device))
+        return states[0].float().cpu().numpy()  # (layers, frames, dim)
+
+    return block_states, block
+
+
+def frozen_frontend(model):
+    """The model's frontend where precomputed states can stand in for it, else a
+    DiarizeError (``infer.frontend_block`` needs one)."""
+    from diarize.features import CachedFrontend
+
+    frontend = model.frontend
+    if not isinstance(frontend, CachedFrontend):
+        raise DiarizeError(
+            f"frontend_block needs a frozen frontend (CAM++, or WavLM with freeze: all); "
+            f"this model's is {type(frontend).__name__}: use frontend_block=0"
+        )
+    frontend.check_precomputable()
+    return frontend
 
 
 def local_speakers(

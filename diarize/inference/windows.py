@@ -134,6 +134,8 @@ class Window:
     wave: np.ndarray  # (samples,)
     # per-frame arrays (frames, ...) from stream_windows' frame_features, or None
     features: tuple | None = None
+    # a frozen frontend's states (layers, frames, dim) from stream_windows' block_states
+    states: np.ndarray | None = None
 
 
 def stream_windows(
@@ -141,21 +143,51 @@ def stream_windows(
     grid: FrameGrid,
     frame_features: Callable[[np.ndarray], tuple] | None = None,
     lookahead: int = 0,
+    block_states: Callable[[np.ndarray], np.ndarray] | None = None,
+    block: int = 0,
 ) -> Iterator[Window]:
     """The windows of ``grid`` in time order, read from ``source`` in hop-sized blocks.
     ``frame_features(wave)``: per-frame arrays ``(len(wave) // samples_per_frame, ...)``;
     each frame's are computed once, on the recording's audio with ``lookahead`` samples (a
     whole number of frames) after it, as if on the whole recording cut at its last frame,
-    and sliced for every window that holds the frame."""
+    and sliced for every window that holds the frame. ``block_states(wave)``: a frozen
+    frontend's states ``(layers, len(wave) // samples_per_frame, dim)``, computed on blocks of
+    ``block`` frames cut at multiples of it (the last one shorter) and sliced the same way."""
     spf = grid.samples_per_frame
     audio = _Samples(source.blocks(grid.hop * spf / grid.sample_rate))
     store = _FrameStore(frame_features, spf, grid.num_frames * spf, lookahead)
+    blocks = _BlockStore(block_states, block, grid.num_frames) if block_states else None
     for start in grid.starts:
-        audio.drop((min(start, store.stop) if frame_features else start) * spf)
+        keep = min(start, store.stop) if frame_features else start
+        audio.drop(min(keep, blocks.stop) * spf if blocks else keep * spf)
         wave = audio.read(start * spf, (start + grid.window) * spf).copy()
         stop = start + len(wave) // spf
         features = store.frames(audio, start, stop) if frame_features else None
-        yield Window(start, wave, features)
+        states = blocks.frames(audio, spf, start, stop) if blocks else None
+        yield Window(start, wave, features, states)
+
+
+class _BlockStore:
+    """A frozen frontend's states of the blocks that hold frames ``[offset, stop)``."""
+
+    def __init__(self, compute, block: int, num_frames: int):
+        if block < 1:
+            raise ValueError(f"block must be at least one frame, got {block}")
+        self.compute, self.block, self.num_frames = compute, block, num_frames
+        self.states: np.ndarray | None = None  # (layers, stop - offset, dim)
+        self.offset = self.stop = 0
+
+    def frames(self, audio: _Samples, spf: int, start: int, stop: int) -> np.ndarray:
+        """The states of frames ``[start, stop)`` (``start`` never decreasing), computing the
+        blocks not computed yet; those before ``start`` are forgotten."""
+        if self.states is not None and start > self.offset:
+            self.states, self.offset = self.states[:, start - self.offset :], start
+        while self.stop < min(stop, self.num_frames):
+            last = min(self.stop + self.block, self.num_frames)
+            new = self.compute(audio.read(self.stop * spf, last * spf))[:, : last - self.stop]
+            self.states = new if self.states is None else np.concatenate([self.states, new], 1)
+            self.stop = last
+        return self.states[:, start - self.offset : stop - self.offset]
 
 
 class _Samples:
