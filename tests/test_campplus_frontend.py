@@ -210,9 +210,12 @@ def _decoding_model(tiny_file, tmp_path):
     return build_model(config).eval()
 
 
-def test_frontend_blocks_aligned_with_windows_change_nothing(tiny_file, tmp_path):
-    """Windows that are exactly the blocks see exactly the audio they would alone; blocks
-    that cut them elsewhere give other posteriors."""
+def test_frontend_blocks_aligned_with_windows_change_nothing(tiny_file, tmp_path, monkeypatch):
+    """Windows that are exactly the blocks (no context) see exactly the audio they would
+    alone; blocks that cut them elsewhere give other posteriors."""
+    import diarize.inference.local
+
+    monkeypatch.setattr(diarize.inference.local, "BLOCK_CONTEXT", 0.0)
     model = _decoding_model(tiny_file, tmp_path)
     wave = waves(16000 * 12)[0][0].numpy()  # two 6-s windows
     alone = _windows(_diarizer(model, window=6.0, hop=6.0), wave)
@@ -226,7 +229,8 @@ def test_frontend_blocks_aligned_with_windows_change_nothing(tiny_file, tmp_path
 
 
 def test_frontend_blocks_are_cut_at_multiples_and_sliced_per_window(tiny_file, tmp_path):
-    """Overlapping windows take each frame's states from the block that holds it."""
+    """Overlapping windows take each frame's states from the block that holds it, run on
+    the block and its context."""
     from diarize.inference import frame_grid, open_audio, stream_windows
 
     torch.manual_seed(0)
@@ -242,12 +246,12 @@ def test_frontend_blocks_are_cut_at_multiples_and_sliced_per_window(tiny_file, t
 
     config = _diarizer(model, window=6.0, hop=3.0).config
     grid = frame_grid(model, config, len(wave), 16000, 40)
-    windows = list(
-        stream_windows(open_audio((wave, 16000), 16000), grid, None, 0, block_states, 50)
-    )
-    assert calls == [80000, 80000, 48000]  # blocks [0, 5), [5, 10), [10, 13) s, once each
+    source = open_audio((wave, 16000), 16000)
+    windows = list(stream_windows(source, grid, None, 0, block_states, 50, 10))
+    # blocks [0, 5), [5, 10), [10, 13) s, once each, seen with 1 s of context on each side
+    assert calls == [96000, 112000, 64000]
     means = wave.reshape(130, 1600).mean(1)
-    tags = np.repeat([80000, 80000, 48000], [50, 50, 30])
+    tags = np.repeat(calls, [50, 50, 30])
     for w in windows:
         frames = len(w.wave) // 1600
         np.testing.assert_allclose(w.states[0, :, 0], means[w.start : w.start + frames], rtol=1e-6)

@@ -181,12 +181,18 @@ def feature_stream(grid: FrameGrid, speaker_encoder=None):
     return frame_features, lookahead
 
 
+# seconds of audio on each side of a block that the frontend also sees (then dropped), so
+# that no window has frames from a block's edge in its middle
+BLOCK_CONTEXT = 2.0
+
+
 def frontend_blocks(model, config: InferConfig, grid: FrameGrid, device: str = "cpu"):
-    """``(block_states, block)`` for :func:`~diarize.inference.windows.stream_windows`: the
-    model's frozen frontend run on blocks of ``config.frontend_block`` seconds, ``block``
-    frames each; ``(None, 0)`` when that is 0 (each window runs the frontend itself)."""
+    """``(block_states, block, context)`` for :func:`~diarize.inference.windows.stream_windows`:
+    the model's frozen frontend run on blocks of ``config.frontend_block`` seconds, ``block``
+    frames each, with :data:`BLOCK_CONTEXT` seconds of audio on either side; ``(None, 0, 0)``
+    when that is 0 (each window runs the frontend itself)."""
     if not config.frontend_block:
-        return None, 0
+        return None, 0, 0
     import torch
 
     from diarize.models.eend_eda import eval_mode
@@ -200,7 +206,7 @@ def frontend_blocks(model, config: InferConfig, grid: FrameGrid, device: str = "
             states = frontend.frozen_states(x, torch.tensor([len(wave)], device=device))
         return states[0].float().cpu().numpy()  # (layers, frames, dim)
 
-    return block_states, block
+    return block_states, block, round(BLOCK_CONTEXT / grid.frame_shift)
 
 
 def frozen_frontend(model):

@@ -145,6 +145,7 @@ def stream_windows(
     lookahead: int = 0,
     block_states: Callable[[np.ndarray], np.ndarray] | None = None,
     block: int = 0,
+    context: int = 0,
 ) -> Iterator[Window]:
     """The windows of ``grid`` in time order, read from ``source`` in hop-sized blocks.
     ``frame_features(wave)``: per-frame arrays ``(len(wave) // samples_per_frame, ...)``;
@@ -152,14 +153,15 @@ def stream_windows(
     whole number of frames) after it, as if on the whole recording cut at its last frame,
     and sliced for every window that holds the frame. ``block_states(wave)``: a frozen
     frontend's states ``(layers, len(wave) // samples_per_frame, dim)``, computed on blocks of
-    ``block`` frames cut at multiples of it (the last one shorter) and sliced the same way."""
+    ``block`` frames cut at multiples of it (the last one shorter), each run with ``context``
+    frames of audio on either side that are then dropped, and sliced the same way."""
     spf = grid.samples_per_frame
     audio = _Samples(source.blocks(grid.hop * spf / grid.sample_rate))
     store = _FrameStore(frame_features, spf, grid.num_frames * spf, lookahead)
-    blocks = _BlockStore(block_states, block, grid.num_frames) if block_states else None
+    blocks = _BlockStore(block_states, block, grid.num_frames, context) if block_states else None
     for start in grid.starts:
         keep = min(start, store.stop) if frame_features else start
-        audio.drop(min(keep, blocks.stop) * spf if blocks else keep * spf)
+        audio.drop(min(keep, blocks.stop - context) * spf if blocks else keep * spf)
         wave = audio.read(start * spf, (start + grid.window) * spf).copy()
         stop = start + len(wave) // spf
         features = store.frames(audio, start, stop) if frame_features else None
@@ -170,10 +172,11 @@ def stream_windows(
 class _BlockStore:
     """A frozen frontend's states of the blocks that hold frames ``[offset, stop)``."""
 
-    def __init__(self, compute, block: int, num_frames: int):
-        if block < 1:
-            raise ValueError(f"block must be at least one frame, got {block}")
+    def __init__(self, compute, block: int, num_frames: int, context: int = 0):
+        if block < 1 or context < 0:
+            raise ValueError(f"need block >= 1 and context >= 0 frames, got {block}, {context}")
         self.compute, self.block, self.num_frames = compute, block, num_frames
+        self.context = context
         self.states: np.ndarray | None = None  # (layers, stop - offset, dim)
         self.offset = self.stop = 0
 
@@ -184,7 +187,9 @@ class _BlockStore:
             self.states, self.offset = self.states[:, start - self.offset :], start
         while self.stop < min(stop, self.num_frames):
             last = min(self.stop + self.block, self.num_frames)
-            new = self.compute(audio.read(self.stop * spf, last * spf))[:, : last - self.stop]
+            first = max(0, self.stop - self.context)  # run on the block and its context
+            seen = audio.read(first * spf, min(last + self.context, self.num_frames) * spf)
+            new = self.compute(seen)[:, self.stop - first : last - first]
             self.states = new if self.states is None else np.concatenate([self.states, new], 1)
             self.stop = last
         return self.states[:, start - self.offset : stop - self.offset]
