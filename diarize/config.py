@@ -179,6 +179,9 @@ SPECTRAL_LAPLACIANS = ("unnormalised", "normalised")  # LinkConfig.spectral_lapl
 @dataclass(frozen=True)
 class InferConfig:
     threshold: float = 0.5  # speech activity threshold on each speaker's posterior
+    # existence probability above which a window decodes another attractor (local speaker);
+    # 0 = the model's own (model.attractor_threshold)
+    attractor_threshold: float = 0.0
     median: int = 11  # median filter width in frames (1 = off)
     min_duration_on: float = 0.0  # seconds: drop shorter turns
     min_duration_off: float = 0.0  # seconds: fill shorter pauses within a speaker
@@ -215,6 +218,11 @@ class InferConfig:
         if not 0 < self.threshold < 1:
             raise DiarizeError(
                 f"threshold must be between 0 and 1 (exclusive), got {self.threshold}"
+            )
+        if not 0 <= self.attractor_threshold < 1:
+            raise DiarizeError(
+                "attractor_threshold must be 0 (the model's own) or between 0 and 1, got "
+                f"{self.attractor_threshold}"
             )
         if not -1 <= self.link_threshold <= 1:
             raise DiarizeError(

@@ -152,3 +152,22 @@ def test_exported_settings_reach_the_diarizer(tiny, tmp_path):
     with pytest.raises(DiarizeError, match="unknown key"):
         export_model(tiny / "old.pt", tmp_path / "bad.pt", infer={"link": {"cost": 1}})
     assert not (tmp_path / "bad.pt").exists()
+
+
+@needs_bundled
+def test_attractor_threshold_sets_how_many_local_speakers_windows_decode(bundled):
+    rate = 16000
+    wave = load_audio(EXAMPLE, rate, duration=30.0)
+
+    def local(**settings) -> list[int]:
+        windows = bundled.with_settings(settings).analyse((wave, rate)).windows
+        return [w.probs.shape[1] for w in windows]
+
+    own = local()
+    assert local(attractor_threshold=bundled.model.config.attractor_threshold) == own
+    fewer, more = local(attractor_threshold=0.99), local(attractor_threshold=1e-6)
+    assert all(f <= o <= m for f, o, m in zip(fewer, own, more, strict=True))
+    assert sum(fewer) < sum(own) < sum(more)
+    assert set(more) == {bundled.model.config.max_speakers}
+    with pytest.raises(DiarizeError, match="attractor_threshold"):
+        InferConfig(attractor_threshold=1.0)

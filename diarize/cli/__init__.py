@@ -46,6 +46,13 @@ def add_inference_options(p: argparse.ArgumentParser) -> None:
         "--threshold", type=float, metavar="P", help="speech activity threshold on posteriors"
     )
     g.add_argument(
+        "--attractor-threshold",
+        type=float,
+        metavar="P",
+        help="existence probability above which a window decodes one more local speaker "
+        "(default: the checkpoint's, else the model's)",
+    )
+    g.add_argument(
         "--median", type=int, metavar="FRAMES", help="median filter width in frames (1 = off)"
     )
     g.add_argument(
@@ -105,8 +112,9 @@ def add_linking_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-INFER_OPTIONS = ("threshold", "median", "min_duration_on", "min_duration_off", "window", "hop",
-                 "frontend_block", "link_threshold", "split_voices", "batch_size")  # fmt: skip
+INFER_OPTIONS = ("threshold", "attractor_threshold", "median", "min_duration_on",
+                 "min_duration_off", "window", "hop", "frontend_block", "link_threshold",
+                 "split_voices", "batch_size")  # fmt: skip
 
 
 def inference_overrides(args: argparse.Namespace) -> dict:

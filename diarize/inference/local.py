@@ -93,7 +93,8 @@ def analyse_windows(
 
     def flush() -> None:
         states = [w.states for w in batch] if batch[0].states is not None else None
-        nets = forward(model, [w.wave for w in batch], max_speakers, device, states)
+        waves = [w.wave for w in batch]
+        nets = forward(model, waves, max_speakers, device, states, config.attractor_threshold)
         out = [local_speakers(w, *net, grid, config, speaker_encoder) for w, net in zip(batch, nets, strict=True)]  # fmt: skip
         if embedder is not None:
             embedder.add(batch, out)
@@ -117,11 +118,13 @@ def forward(
     max_speakers: int | None,
     device: str,
     states: list[np.ndarray] | None = None,
+    attractor_threshold: float = 0.0,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``model.infer`` on a batch of waves (zero-padded to the longest) -> per wave
     ``(probs (frames, local speakers), attractors (local speakers, d_model))``, float32.
     ``states``: per wave its frozen frontend's states (layers, frames, dim), computed
-    beforehand (``infer.frontend_block``), which the frontend then takes instead of running."""
+    beforehand (``infer.frontend_block``), which the frontend then takes instead of running.
+    ``attractor_threshold``: the existence threshold of the attractors (0: the model's)."""
     import torch
 
     lengths = [len(w) for w in waves]
@@ -137,6 +140,7 @@ def forward(
             wave,
             torch.tensor(lengths, dtype=torch.long, device=device),
             max_speakers=max_speakers,
+            threshold=attractor_threshold or None,
         )
     return [(p.float().cpu().numpy(), a.float().cpu().numpy()) for p, a in out]
 
