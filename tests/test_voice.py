@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diarize.features.voice import N_MELS, voice_frames, voice_profiles
+from diarize.features.voice import (
+    N_MELS,
+    analysis_pitch,
+    speaker_frames,
+    voice_and_speaker_frames,
+    voice_frames,
+    voice_profiles,
+)
 from diarize.inference import voice_similarity
 
 SR = 16000
@@ -41,6 +48,17 @@ def test_frame_count_and_bad_frame_size():
     assert voice_frames(np.zeros(100, dtype=np.float32), SPF).shape == (0, N_MELS + 1)
     with pytest.raises(ValueError, match="multiple"):
         voice_frames(np.zeros(SR, dtype=np.float32), 1000)
+
+
+@pytest.mark.parametrize("extra", [0, 700])
+def test_voice_and_speaker_frames_analyse_pitch_once_and_give_the_same(extra):
+    wave = np.concatenate([harmonic(120.0, 1.2), harmonic(210.0, 1.0, seed=1)])[: SR * 2 + extra]
+    voice, speaker = voice_and_speaker_frames(wave, SPF)
+    np.testing.assert_array_equal(voice, voice_frames(wave, SPF))
+    np.testing.assert_array_equal(speaker, speaker_frames(wave[: len(voice) * SPF]))
+    assert speaker.shape[0] == 10 * len(voice) == 200
+    with pytest.raises(ValueError, match="analysis frames"):
+        voice_frames(wave[:SR], SPF, pitch=analysis_pitch(wave[: SR // 2]))
 
 
 def test_spectral_tilt_shows_in_the_log_mel():

@@ -36,14 +36,54 @@ F0_MIN, F0_MAX = 60.0, 400.0  # Hz
 VOICING = 0.6  # normalised autocorrelation peak above which a frame is voiced
 OCTAVE = 0.85  # a shorter lag within this fraction of the highest peak is the period
 LOG_FLOOR = 1e-10
+Pitch = tuple[torch.Tensor, torch.Tensor]  # per analysis frame: log F0 (NaN: unvoiced), peak
 
 _MEL_CACHE: dict[tuple[int, int, int, float], torch.Tensor] = {}
 
 
-def voice_frames(wave: np.ndarray, frame_samples: int, sample_rate: int = 16000) -> np.ndarray:
+def voice_and_speaker_frames(
+    wave: np.ndarray, frame_samples: int, sample_rate: int = 16000
+) -> tuple[np.ndarray, np.ndarray]:
+    """``voice_frames(wave, frame_samples)`` and ``speaker_frames`` of the same whole frames,
+    the pitch of their 10 ms analysis frames (which both take) analysed once."""
+    wave = wave[: len(wave) // frame_samples * frame_samples]
+    pitch = analysis_pitch(wave, sample_rate)
+    return (
+        voice_frames(wave, frame_samples, sample_rate, pitch),
+        speaker_frames(wave, sample_rate, pitch),
+    )
+
+
+def analysis_pitch(wave: np.ndarray, sample_rate: int = 16000) -> Pitch:
+    """log F0 (NaN when unvoiced) and voicing strength of the ``samples // 10 ms`` analysis
+    frames of ``wave``, analysis frame ``j`` starting at sample ``j x 10 ms``."""
+    hop = round(SUB_HOP * sample_rate / 16000)
+    n, pitch_win = len(wave) // hop, round(PITCH_WIN * sample_rate / 16000)
+    return _pitch(_padded(wave[: n * hop], pitch_win), n, hop, pitch_win, sample_rate)
+
+
+def _padded(wave: np.ndarray, pitch_win: int) -> torch.Tensor:
+    """The samples as a tensor with a pitch window of zeros after them."""
+    x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
+    return torch.nn.functional.pad(x, (0, pitch_win))
+
+
+def _pitch_of(pitch: Pitch | None, x: torch.Tensor, n, hop, pitch_win, sample_rate) -> Pitch:
+    """``pitch`` (from :func:`analysis_pitch`) when given, its length checked; else analysed."""
+    if pitch is None:
+        return _pitch(x, n, hop, pitch_win, sample_rate)
+    if len(pitch[0]) != n:
+        raise ValueError(f"pitch of {len(pitch[0])} analysis frames given, {n} needed")
+    return pitch
+
+
+def voice_frames(
+    wave: np.ndarray, frame_samples: int, sample_rate: int = 16000, pitch: Pitch | None = None
+) -> np.ndarray:
     """wave (samples,) -> (frames, N_MELS + 1) with ``frames = samples // frame_samples``: per
     frame the mean log-mel spectrum of its 10 ms analysis frames and the
-    median log F0 of its voiced analysis frames (NaN when none is voiced).
+    median log F0 of its voiced analysis frames (NaN when none is voiced). ``pitch``: the
+    :func:`analysis_pitch` of the same samples, if already analysed.
 
     ``frame_samples`` must be a multiple of 10 ms (the model's frame shift, e.g. 100 ms).
     """
@@ -54,34 +94,34 @@ def voice_frames(wave: np.ndarray, frame_samples: int, sample_rate: int = 16000)
     out = np.full((frames, N_MELS + 1), np.nan, dtype=np.float32)
     if frames == 0:
         return out
-    x = torch.from_numpy(np.ascontiguousarray(wave[: frames * frame_samples], dtype=np.float32))
     win, fft, pitch_win = (round(n * sample_rate / 16000) for n in (MEL_WIN, MEL_FFT, PITCH_WIN))
-    x = torch.nn.functional.pad(x, (0, pitch_win))  # analysis frame j starts at sample j * hop
+    x = _padded(wave[: frames * frame_samples], pitch_win)  # analysis frame j: sample j * hop
     n = frames * sub
 
     log_mel = _log_mel(x, n, fft, hop, win, N_MELS, 0.0, sample_rate)  # (n, N_MELS)
     out[:, :N_MELS] = log_mel.reshape(frames, sub, N_MELS).mean(1).numpy()
-    log_f0, _ = _pitch(x, n, hop, pitch_win, sample_rate)
+    log_f0, _ = _pitch_of(pitch, x, n, hop, pitch_win, sample_rate)
     out[:, N_MELS] = torch.nanmedian(log_f0.reshape(frames, sub), 1).values.numpy()
     return out
 
 
-def speaker_frames(wave: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
+def speaker_frames(
+    wave: np.ndarray, sample_rate: int = 16000, pitch: Pitch | None = None
+) -> np.ndarray:
     """wave (samples,) -> (samples // 10 ms, SPEAKER_MELS + 2), the input of the speaker
     encoder (:mod:`diarize.models.speaker`): per 10 ms the log-mel spectrum (64 bands from
     20 Hz, 25 ms windows), log F0 relative to 120 Hz (0 when unvoiced) and the voicing
     strength (peak of the normalised autocorrelation, 0-1). Frame ``j`` starts at sample
-    ``j x 10 ms``, as in :func:`voice_frames`."""
+    ``j x 10 ms``, as in :func:`voice_frames`. ``pitch``: as in :func:`voice_frames`."""
     hop = round(SUB_HOP * sample_rate / 16000)
     n = len(wave) // hop
     out = np.zeros((n, SPEAKER_MELS + 2), dtype=np.float32)
     if n == 0:
         return out
     win, fft, pitch_win = (round(k * sample_rate / 16000) for k in (MEL_WIN, MEL_FFT, PITCH_WIN))
-    x = torch.from_numpy(np.ascontiguousarray(wave[: n * hop], dtype=np.float32))
-    x = torch.nn.functional.pad(x, (0, pitch_win))
+    x = _padded(wave[: n * hop], pitch_win)
     out[:, :SPEAKER_MELS] = _log_mel(x, n, fft, hop, win, SPEAKER_MELS, 20.0, sample_rate).numpy()
-    log_f0, peak = _pitch(x, n, hop, pitch_win, sample_rate)
+    log_f0, peak = _pitch_of(pitch, x, n, hop, pitch_win, sample_rate)
     out[:, SPEAKER_MELS] = torch.nan_to_num(log_f0 - np.log(120.0), nan=0.0).numpy()
     out[:, SPEAKER_MELS + 1] = peak.clamp(0, 1).numpy()
     return out

@@ -22,8 +22,8 @@ import numpy as np
 from diarize.config import InferConfig, LinkConfig
 from diarize.features.voice import (
     PITCH_WIN,
-    speaker_frames,
     turn_groups,
+    voice_and_speaker_frames,
     voice_frames,
     voice_profiles,
 )
@@ -175,10 +175,9 @@ def feature_stream(grid: FrameGrid, speaker_encoder=None):
     spf, rate = grid.samples_per_frame, grid.sample_rate
 
     def frame_features(wave: np.ndarray) -> tuple[np.ndarray, ...]:
-        voice = voice_frames(wave, spf, rate)  # (frames, N_MELS + 1)
         if speaker_encoder is None:
-            return (voice,)
-        speaker = speaker_frames(wave[: len(voice) * spf], rate)  # (frames x sub, dims)
+            return (voice_frames(wave, spf, rate),)  # (frames, N_MELS + 1)
+        voice, speaker = voice_and_speaker_frames(wave, spf, rate)  # speaker: (frames x sub, dims)
         return voice, speaker.reshape(len(voice), -1, speaker.shape[1])
 
     lookahead = -(-round(PITCH_WIN * rate / 16000) // spf) * spf  # whole frames
