@@ -582,12 +582,21 @@ def _load_init(model: torch.nn.Module, path: str, config: ExperimentConfig) -> N
     """Start from another checkpoint's weights (adaptation); architectures must match."""
     ckpt = load_checkpoint(path)
     src = config_of(ckpt)
-    if src.model != config.model or _architecture(src.features) != _architecture(config.features):
+    if _shape(src.model) != _shape(config.model) or _architecture(src.features) != _architecture(
+        config.features
+    ):
         raise DiarizeError(
             f"{path}: its model/features config differs from this experiment's; adaptation needs the same architecture"
         )
     model.load_state_dict(ckpt["model"])
     log.info("initialised from %s", path)
+
+
+def _shape(model):
+    """``model`` without the settings that do not shape its weights (dropout, frame
+    shuffling, and the inference-time attractor cap and threshold): an adaptation may
+    change them."""
+    return replace(model, dropout=0.0, shuffle_frames=True, max_speakers=1, attractor_threshold=0.5)
 
 
 def _architecture(features):

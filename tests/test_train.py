@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
@@ -71,6 +72,14 @@ def test_adaptation_starts_from_init_and_checks_architecture(tmp_path, data):
         load_checkpoint(out / "checkpoint_epoch1.pt")["model"],
     )
     assert all(torch.equal(before[k], after[k]) for k in before)  # lr 0: weights unchanged
+    # dropout and the inference-time attractor settings do not shape the weights
+    regularised = tiny_config(tmp_path, data, out="drop", epochs=1, dev_data="")
+    regularised = replace(
+        regularised,
+        model=replace(regularised.model, dropout=0.4, attractor_threshold=0.7, max_speakers=3),
+    )
+    out = train(regularised, init=str(init))
+    assert load_model(out / "checkpoint_epoch1.pt")[1].model.dropout == 0.4
     other = load_config(
         None,
         {
