@@ -175,7 +175,7 @@ def test_windows_get_embeddings_of_the_speakers_heard_alone():
     wave = np.concatenate([voice(110.0, 0.8, 4.0, seed=1), voice(230.0, 1.2, 4.0, seed=2)])
 
     class TwoTurns:  # speaker 0 in the first 4 s, speaker 1 in the last 4 s, 100 ms frames
-        def infer(self, wave, lengths, max_speakers=None):
+        def infer(self, wave, lengths, max_speakers=None, threshold=None):
             probs = torch.zeros(80, 2)
             probs[:40, 0], probs[40:, 1] = 0.9, 0.9
             return [(probs, torch.eye(2))]
