@@ -134,3 +134,19 @@ def test_klettres_two_readers_are_two_persons(bc, tmp_path):
     persons = bc.klettres_persons(str(tmp_path))
     assert sorted(persons) == ["klettres_de_alpha", "klettres_de_syllab", "klettres_fr"]
     assert len(persons["klettres_fr"]) == 2
+
+
+def test_lists_leave_out_an_earlier_builds_files(bc, tmp_path):
+    """A rebuild over an old corpus lists what its own jobs make, not every file on disk."""
+    jobs = [bc.Job(f"{spk}-{i:04d}", spk, "file") for spk in ("ktuberling_de", "ktuberling_fr") for i in range(20)]  # fmt: skip
+    jobs += [bc.Job("ktuberling_de_sp0.9-0000", "ktuberling_de_sp0.9", "speed")]
+    stale = ["ktuberling_fr_sp0.9/ktuberling_fr_sp0.9-0000", "ktuberling_de/ktuberling_de-0099"]
+    for rel in [f"{j.speaker}/{j.utt}" for j in jobs] + stale:
+        (tmp_path / "audio" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "audio" / f"{rel}.flac").write_bytes(b"")
+    persons = bc.write_lists(tmp_path, jobs)
+    assert persons == {"ktuberling_de": ["ktuberling_de", "ktuberling_de_sp0.9"], "ktuberling_fr": ["ktuberling_fr"]}  # fmt: skip
+    listed = (tmp_path / "utt2spk").read_text().split()
+    assert "ktuberling_fr_sp0.9-0000" not in listed and "ktuberling_de-0099" not in listed
+    assert len((tmp_path / "wav.scp").read_text().splitlines()) == 41
+    assert (tmp_path / "persons_dev_conv").read_text().split() == ["ktuberling_fr"]

@@ -587,12 +587,22 @@ def run_jobs(jobs: list[Job], out: Path, seed: int, workers: int, desc: str) -> 
     return counts
 
 
-def write_lists(out: Path) -> dict[str, list[str]]:
-    """Write wav.scp, utt2spk, spk2utt, spk2person, persons_train/dev from the files on disk;
-    returns {person: speakers}."""
+def write_lists(out: Path, jobs: Iterable[Job]) -> dict[str, list[str]]:
+    """Write wav.scp, utt2spk, spk2utt, spk2person, persons_train/dev from the files on disk
+    that ``jobs`` made (a job skipped for its length made none); returns {person: speakers}.
+    Files of an earlier build with other settings are left out and counted: the corpus is
+    what these settings build, whatever was there before."""
     from diarize.utils import atomic_write
 
-    files = sorted((out / "audio").glob("*/*.flac"))
+    planned = {(j.speaker, j.utt) for j in jobs}
+    on_disk = sorted((out / "audio").glob("*/*.flac"))
+    files = [f for f in on_disk if (f.parent.name, f.stem) in planned]
+    if len(files) < len(on_disk):
+        print(
+            f"left out {len(on_disk) - len(files)} files in {out / 'audio'} that this build "
+            "does not make (an earlier build's)",
+            file=sys.stderr,
+        )
     spk2utt: dict[str, list[str]] = {}
     with atomic_write(out / "wav.scp") as scp, atomic_write(out / "utt2spk") as u2s:
         for f in files:
@@ -697,7 +707,8 @@ def main(argv: list[str] | None = None) -> int:
         sp = speed_jobs(args.out, made, dev)
         c2 = run_jobs(sp, args.out, args.seed, args.workers, "speed variants")
         counts = {k: counts[k] + c2[k] for k in counts}
-    persons = write_lists(args.out)
+        jobs += sp
+    persons = write_lists(args.out, jobs)
     report = source_report(args.out, found)
     from diarize.utils import atomic_write
 
