@@ -150,3 +150,17 @@ def test_lists_leave_out_an_earlier_builds_files(bc, tmp_path):
     assert "ktuberling_fr_sp0.9-0000" not in listed and "ktuberling_de-0099" not in listed
     assert len((tmp_path / "wav.scp").read_text().splitlines()) == 41
     assert (tmp_path / "persons_dev_conv").read_text().split() == ["ktuberling_fr"]
+
+
+def test_speed_copies_only_of_what_the_jobs_wrote(bc, tmp_path):
+    made = [bc.Job(f"ktuberling_de-{i:04d}", "ktuberling_de", "file") for i in range(3)]
+    made += [bc.Job("ktuberling_fr-0000", "ktuberling_fr", "file")]  # held out: no copies
+    for job in made[:2] + made[3:]:  # the third was skipped for its length: no file
+        bc.utterance_path(tmp_path, job).parent.mkdir(parents=True, exist_ok=True)
+        bc.utterance_path(tmp_path, job).write_bytes(b"")
+    (tmp_path / "audio" / "ktuberling_de" / "ktuberling_de-0099.flac").write_bytes(b"")  # stale
+    jobs = bc.speed_jobs(tmp_path, made, dev=["ktuberling_fr"])
+    assert [j.utt for j in jobs] == [
+        f"ktuberling_de_sp{f}-{i:04d}" for i in range(2) for f in bc.SPEED_FACTORS
+    ]
+    assert jobs[0].arg == str(bc.utterance_path(tmp_path, made[0]))

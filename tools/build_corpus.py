@@ -475,19 +475,28 @@ def _codec2_jobs(chunk: float = 4.0) -> list[Job]:
     return jobs
 
 
-def speed_jobs(out: Path, speakers: Iterable[str], dev: Iterable[str] = ()) -> list[Job]:
-    """Speed-perturbed copies of every utterance made for the real voices (not for the
-    held-out persons ``dev``: the dev sets draw persons, one speed each is enough)."""
+def speed_jobs(out: Path, made: Iterable[Job], dev: Iterable[str] = ()) -> list[Job]:
+    """Speed-perturbed copies of the utterances that the jobs ``made`` wrote for the real
+    voices (a job skipped for its length wrote none; files of an earlier build are not
+    copied), not for the held-out persons ``dev``: the dev sets draw persons, one speed
+    each is enough."""
     jobs, dev = [], set(dev)
-    for spk in sorted(speakers):
+    for job in sorted(made, key=lambda j: (j.speaker, j.utt)):
+        spk, path = job.speaker, utterance_path(out, job)
         if not spk.startswith(SPEED_SOURCES + _real_prefixes()) or person_of(spk) in dev:
             continue
-        for f in sorted((out / "audio" / spk).glob("*.flac")):
-            for factor in SPEED_FACTORS:
-                new_spk = f"{spk}_sp{factor}"
-                new_utt = f"{new_spk}-{f.stem.split('-', 1)[1]}"
-                jobs.append(Job(new_utt, new_spk, "speed", str(f), factor=factor))
+        if not path.exists():
+            continue
+        for factor in SPEED_FACTORS:
+            new_spk = f"{spk}_sp{factor}"
+            new_utt = f"{new_spk}-{job.utt.split('-', 1)[1]}"
+            jobs.append(Job(new_utt, new_spk, "speed", str(path), factor=factor))
     return jobs
+
+
+def utterance_path(out: Path, job: Job) -> Path:
+    """Where ``job`` writes its utterance."""
+    return Path(out) / "audio" / job.speaker / f"{job.utt}.flac"
 
 
 def _real_prefixes() -> tuple[str, ...]:
@@ -508,7 +517,7 @@ def person_of(speaker: str) -> str:
 def run_job(job_and_args: tuple[Job, str, int]) -> str:
     """Make one utterance file; returns "made", "kept" (already there) or "skipped"."""
     job, out, seed = job_and_args
-    target = Path(out) / "audio" / job.speaker / f"{job.utt}.flac"
+    target = utterance_path(out, job)
     marker = target.with_suffix(".skip")
     if target.exists() or marker.exists():
         return "kept"
@@ -631,20 +640,23 @@ def write_lists(out: Path, jobs: Iterable[Job]) -> dict[str, list[str]]:
 
 
 def source_report(out: Path, found: dict[str, dict[str, list[Path]]]) -> dict[str, dict]:
-    """Per source: persons (train / dev), minutes of speech written, source sample rates,
-    and how a person is identified. Written to ``report.json`` and printed."""
+    """Per source: persons (train / dev), minutes of speech listed (speed copies apart),
+    source sample rates, and how a person is identified. Written to ``report.json`` and
+    printed."""
     import soundfile as sf
 
+    from diarize.data.kaldi import read_wav_scp
     from diarize.data.simulate import read_list
 
     dev = set(read_list(out / "persons_dev"))
+    by_speaker: dict[str, list[Path]] = {}
+    for _, path in read_wav_scp(out / "wav.scp").values():  # what write_lists listed
+        by_speaker.setdefault(path.parent.name, []).append(path)
     report = {}
     for src, persons in found.items():
         minutes = 0.0
         for person in persons:
-            minutes += sum(
-                sf.info(str(f)).duration for f in (out / "audio" / person).glob("*.flac")
-            )
+            minutes += sum(sf.info(str(f)).duration for f in by_speaker.get(person, []))
         rates = sorted({_clip_rate(files[0]) for files in persons.values()})
         report[src] = {
             "persons": len(persons),
@@ -702,9 +714,8 @@ def main(argv: list[str] | None = None) -> int:
     jobs += real_jobs(found, args.seed)
     counts = run_jobs(jobs, args.out, args.seed, args.workers, "utterances")
     if not args.no_speed:
-        made = {j.speaker for j in jobs}
-        dev = DEV_PERSONS + real_dev_persons(made)
-        sp = speed_jobs(args.out, made, dev)
+        dev = DEV_PERSONS + real_dev_persons({j.speaker for j in jobs})
+        sp = speed_jobs(args.out, jobs, dev)
         c2 = run_jobs(sp, args.out, args.seed, args.workers, "speed variants")
         counts = {k: counts[k] + c2[k] for k in counts}
         jobs += sp
