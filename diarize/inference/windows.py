@@ -161,7 +161,9 @@ def stream_windows(
     blocks = _BlockStore(block_states, block, grid.num_frames, context) if block_states else None
     for start in grid.starts:
         keep = min(start, store.stop) if frame_features else start
-        audio.drop(min(keep, blocks.stop - context) * spf if blocks else keep * spf)
+        if blocks:
+            keep = min(keep, blocks.next_read)
+        audio.drop(keep * spf)
         wave = audio.read(start * spf, (start + grid.window) * spf).copy()
         stop = start + len(wave) // spf
         features = store.frames(audio, start, stop) if frame_features else None
@@ -180,6 +182,11 @@ class _BlockStore:
         self.states: np.ndarray | None = None  # (layers, stop - offset, dim)
         self.offset = self.stop = 0
 
+    @property
+    def next_read(self) -> int:
+        """The first frame whose audio the next block is run on (the block and its context)."""
+        return max(0, self.stop - self.context)
+
     def frames(self, audio: _Samples, spf: int, start: int, stop: int) -> np.ndarray:
         """The states of frames ``[start, stop)`` (``start`` never decreasing), computing the
         blocks not computed yet; those before ``start`` are forgotten."""
@@ -187,7 +194,7 @@ class _BlockStore:
             self.states, self.offset = self.states[:, start - self.offset :], start
         while self.stop < min(stop, self.num_frames):
             last = min(self.stop + self.block, self.num_frames)
-            first = max(0, self.stop - self.context)  # run on the block and its context
+            first = self.next_read
             seen = audio.read(first * spf, min(last + self.context, self.num_frames) * spf)
             new = self.compute(seen)[:, self.stop - first : last - first]
             self.states = new if self.states is None else np.concatenate([self.states, new], 1)
