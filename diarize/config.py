@@ -152,11 +152,18 @@ class LinkConfig:
     # eigen-gap tends to merge two persons of a short conversation when an encoder hears
     # them alike
     split_below: float = 0.0
+    # before clustering, a local speaker is cut where two consecutive parts of its window
+    # (cut where other windows start or stop), each heard alone for part_min_seconds, have
+    # embeddings of cosine below this (0 = never; diarize.inference.parts): the network
+    # sometimes gives one local speaker the turns of two persons
+    part_split_below: float = 0.0
+    part_min_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         _check_at_least(self, min_active_frames=1, min_voice_frames=1, min_turn_frames=1)
         _check_at_least(self, min_cluster_size=1, spectral_keep=0.0, spectral_neighbours=0)
         _check_at_least(self, split_below=0.0, spectral_neighbours_fraction=0.0)
+        _check_at_least(self, part_split_below=0.0, part_min_seconds=0.0)
         for name in ("spectral_keep", "spectral_neighbours_fraction"):
             if getattr(self, name) > 1:
                 raise DiarizeError(f"link.{name} must be at most 1, got {getattr(self, name)}")

@@ -43,6 +43,7 @@ from diarize.inference import (
     window_frames,
 )
 from diarize.inference.embed import PretrainedEmbedder
+from diarize.inference.parts import split_parts
 from diarize.utils import DiarizeError, DiarizeWarning
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "default.pt"
@@ -173,7 +174,8 @@ class Diarizer:
         """Stages 3 and 4 of a call: link the windows of ``analysis`` (:meth:`analyse`) into
         global speakers and aggregate them, with this Diarizer's settings."""
         count, hook = count or SpeakerCount(), hook or _no_hook
-        source, grid, windows = analysis.source, analysis.grid, analysis.windows
+        source, grid = analysis.source, analysis.grid
+        windows = split_parts(analysis.windows, self.config.link)
         assignment = link(windows, self.config, count)
         hook("linking", assignment)
         result = aggregate(windows, assignment, grid.num_frames, grid.frame_shift, self.config,

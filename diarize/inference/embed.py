@@ -44,6 +44,7 @@ class Piece:
 
     wave: np.ndarray  # (samples,) at the embedding model's rate
     owners: list[Node]
+    start: int = 0  # first frame of its span in the recording
 
 
 class PretrainedEmbedder:
@@ -60,6 +61,10 @@ class PretrainedEmbedder:
         self.pieces: list[Piece] = []  # cut, not embedded yet
         self.sums: dict[Node, np.ndarray] = {}  # sum of piece embeddings x piece samples
         self.samples: dict[Node, int] = {}  # samples embedded for each local speaker
+        # the same per span (node, first frame of the span): a local speaker's parts
+        self.part_sums: dict[tuple[Node, int], np.ndarray] = {}
+        self.part_samples: dict[tuple[Node, int], int] = {}
+        self.span_starts: dict[int, set[int]] = {}  # window index: first frames of its spans
 
     def add(self, windows: list[Window], outputs: list[WindowOutput]) -> None:
         """The next windows of the recording and their local analysis."""
@@ -101,6 +106,10 @@ class PretrainedEmbedder:
                 for node in piece.owners:
                     self.sums[node] = self.sums.get(node, 0.0) + len(piece.wave) * vector
                     self.samples[node] = self.samples.get(node, 0) + len(piece.wave)
+                    part = (node, piece.start)
+                    self.part_sums[part] = self.part_sums.get(part, 0.0) + len(piece.wave) * vector
+                    self.part_samples[part] = self.part_samples.get(part, 0) + len(piece.wave)
+                    self.span_starts.setdefault(node[0], set()).add(piece.start)
 
     def with_embeddings(self, w: int, out: WindowOutput) -> WindowOutput:
         """Window ``w``'s output with the embeddings of its local speakers heard alone for
@@ -114,7 +123,22 @@ class PretrainedEmbedder:
                 total = self.sums[(w, k)]
                 emb[k] = total / max(np.linalg.norm(total), 1e-12)
                 embedded[k] = True
-        return dataclasses.replace(out, embeddings=emb, embedded=embedded)
+        return dataclasses.replace(out, embeddings=emb, embedded=embedded, **self.parts(w, out))
+
+    def parts(self, w: int, out: WindowOutput) -> dict[str, np.ndarray]:
+        """Window ``w``'s ``part_starts``, ``part_sums`` and ``part_seconds``
+        (:class:`~diarize.inference.local.WindowOutput`): its spans, from its pieces."""
+        speakers = out.probs.shape[1]
+        starts = sorted(self.span_starts.get(w, set()) | {out.start})
+        sums = np.zeros((speakers, len(starts), self.model.dim), dtype=np.float32)
+        seconds = np.zeros((speakers, len(starts)), dtype=np.float32)
+        for p, start in enumerate(starts):
+            for k in range(speakers):
+                if ((w, k), start) in self.part_samples:
+                    sums[k, p] = self.part_sums[((w, k), start)]
+                    seconds[k, p] = self.part_samples[((w, k), start)] / self.model.sample_rate
+        part_starts = np.array(starts, dtype=np.int64) - out.start
+        return {"part_starts": part_starts, "part_sums": sums, "part_seconds": seconds}
 
 
 def span_pieces(
@@ -138,7 +162,7 @@ def span_pieces(
             wave = resample(wave, grid.sample_rate, model.sample_rate)
         if len(wave) >= model.min_samples:
             owners = [(i, int(k)) for (i, _, _), k in zip(covering, key, strict=True) if k >= 0]
-            pieces.append(Piece(np.ascontiguousarray(wave, dtype=np.float32), owners))
+            pieces.append(Piece(np.ascontiguousarray(wave, dtype=np.float32), owners, lo))
     return pieces
 
 

@@ -53,6 +53,14 @@ class WindowOutput:
     # (local speakers,) bool: which have a pretrained embedding (diarize.inference.embed);
     # None: those heard alone long enough (voice_frames >= LinkConfig.min_voice_frames)
     embedded: np.ndarray | None = None
+    # the window cut at the frames where other windows start or stop (``part_starts (parts,)``
+    # window-relative first frames, the first 0), and per local speaker and part the sum of
+    # its embeddings weighted by samples, ``part_sums (local speakers, parts, embedding)``,
+    # and the seconds embedded, ``part_seconds (local speakers, parts)``: for
+    # :func:`diarize.inference.parts.split_parts`; None: not measured
+    part_starts: np.ndarray | None = None
+    part_sums: np.ndarray | None = None
+    part_seconds: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.active is None or self.alone is None:
@@ -255,12 +263,15 @@ def local_speakers(
         probs, source = split_voices(probs, voice, config.threshold, config.link)
     active, alone = activity(probs, config.threshold)
     profiles, counts = voice_profiles(voice, active)
-    embeddings = None
+    embeddings, parts = None, {}
     if speaker_encoder is not None:
         heard = counts >= config.link.min_voice_frames
         embeddings = embed(speaker_encoder, features[1][:frames], alone, heard)
+        if config.link.part_split_below > 0:  # the parts cost a second encoder pass (+9 %)
+            starts = part_starts(window.start, frames, grid)
+            parts = embed_parts(speaker_encoder, features[1][:frames], alone, starts, grid.frame_shift)  # fmt: skip
     return WindowOutput(window.start, probs, attractors[source], profiles, counts, embeddings,
-                        config.threshold, active, alone)  # fmt: skip
+                        config.threshold, active, alone, **parts)  # fmt: skip
 
 
 def embed(encoder, frames: np.ndarray, alone: np.ndarray, heard: np.ndarray) -> np.ndarray:
@@ -281,6 +292,35 @@ def embed(encoder, frames: np.ndarray, alone: np.ndarray, heard: np.ndarray) -> 
             .numpy()
         )
     return out
+
+
+def part_starts(start: int, frames: int, grid: FrameGrid) -> np.ndarray:
+    """First frames (window-relative, from 0) of the parts of the window of ``frames``
+    frames at ``start``: it is cut where the grid's other windows start or stop."""
+    starts = np.array(grid.starts)
+    bounds = np.concatenate([starts, starts + grid.window]) - start
+    inside = bounds[(bounds > 0) & (bounds < frames)]
+    return np.unique(np.concatenate([[0], inside])).astype(np.int64)
+
+
+# frames alone a part needs for its own embedding (fewer: its part_seconds stay 0)
+PART_MIN_FRAMES = 5
+
+
+def embed_parts(encoder, frames: np.ndarray, alone: np.ndarray, starts: np.ndarray,
+                frame_shift: float) -> dict[str, np.ndarray]:  # fmt: skip
+    """``part_starts``, ``part_sums`` and ``part_seconds`` of :class:`WindowOutput` from the
+    speaker encoder: each local speaker's embedding over its frames alone in each part
+    (``frames``, ``alone`` as :func:`embed` takes them), times the part's seconds alone."""
+    speakers, dim = alone.shape[1], encoder.config.embedding
+    sums = np.zeros((speakers, len(starts), dim), dtype=np.float32)
+    seconds = np.zeros((speakers, len(starts)), dtype=np.float32)
+    edges = [*starts.tolist(), len(alone)]
+    for p, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+        heard = alone[lo:hi].sum(0) >= PART_MIN_FRAMES  # (local speakers,)
+        seconds[heard, p] = alone[lo:hi].sum(0)[heard] * frame_shift
+        sums[:, p] = embed(encoder, frames[lo:hi], alone[lo:hi], heard) * seconds[:, p, None]
+    return {"part_starts": starts, "part_sums": sums, "part_seconds": seconds}
 
 
 def split_voices(
