@@ -37,7 +37,7 @@ prev_commit=98faa1a              # stage 5 fine-tunes this commit's bundled mode
 prev=""                          # $exp/prev.pt unless --prev FILE
 infer="threshold=0.5 median=5 window=6.0 hop=3.0 min_duration_off=0.5 link_threshold=0.3
        link.method=spectral link.spectral_neighbours=12 link.spectral_neighbours_fraction=0.02
-       link.spectral_laplacian=normalised link.split_below=0.6"
+       link.spectral_laplacian=normalised link.split_below=0.6 link.part_split_below=0.2"
 workers=2
 train_mixtures=900              # per training set
 dev_mixtures=40                 # per speaker count
