@@ -11,7 +11,9 @@ The CLI (``diarize run``, ``diarize evaluate``), ``bench/`` and the tools all go
 this class. It runs the four stages of :mod:`diarize.inference` and reports each to an
 optional ``hook(stage, artefact, completed=None, total=None)``, as pyannote pipelines do:
 ``("windows", FrameGrid)``, ``("local", [WindowOutput] of one batch, completed, total)``
-(counted in windows), ``("linking", assignment)`` and ``("aggregation", Result)``.
+(counted in windows), ``("linking", assignment)`` and ``("aggregation", Result)``. With
+``link.part_split_below`` on, the assignment is per column of the windows after the part
+split (:func:`diarize.inference.parts.split_parts`), which may hold more columns.
 """
 
 from __future__ import annotations
