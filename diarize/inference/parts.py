@@ -37,7 +37,11 @@ def split_parts(windows: list[WindowOutput], link: LinkConfig) -> list[WindowOut
 
 def split_window(out: WindowOutput, below: float, min_seconds: float) -> WindowOutput:
     """One window's output with each local speaker cut at the part boundaries where
-    consecutive parts of at least ``min_seconds`` have embeddings of cosine below ``below``."""
+    consecutive parts of at least ``min_seconds`` have embeddings of cosine below ``below``.
+    In a window where any local speaker is cut, every column's embedding is the sum of its
+    parts' (as measured for the README; with the speaker encoder this differs a little from
+    one embedding over all its frames, and keeping that one for the uncut columns is a
+    change still to measure)."""
     if out.part_sums is None or out.embeddings is None or out.probs.shape[1] == 0:
         return out
     frames = len(out.probs)
