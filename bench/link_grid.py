@@ -51,6 +51,12 @@ def finish_all(diarizer, analyses: dict, data, collar: float) -> dict:
     return report.total.percentages() | {"speakers": speakers}
 
 
+def der_parts(row: dict) -> str:
+    """``DER 21.14  (miss 8.19 fa 3.91 conf 9.03)`` of a row of DER parts (percentages)."""
+    return (f"DER {row['der']:6.2f}  (miss {row['missed']:.2f} fa {row['false_alarm']:.2f} "
+            f"conf {row['confusion']:.2f})")  # fmt: skip
+
+
 def main() -> int:
     from diarize import Diarizer
     from diarize.config import parse_overrides, parse_sweeps
@@ -88,9 +94,8 @@ def main() -> int:
             rows.append(row)
             counts = " ".join(f"{h}/{r}" for h, r in row["speakers"].values())
             extra = " ".join(f"{k}={v}" for k, v in link.items())
-            print(f"  {method:9s} {threshold:5.2f} {extra:24s} DER {row['der']:6.2f}  (miss "
-                  f"{row['missed']:.2f} fa {row['false_alarm']:.2f} conf "
-                  f"{row['confusion']:.2f})  speakers {counts}", flush=True)  # fmt: skip
+            print(f"  {method:9s} {threshold:5.2f} {extra:24s} {der_parts(row)}  speakers {counts}",
+                  flush=True)  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     return 0

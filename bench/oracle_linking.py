@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from link_grid import analyse_all, der_parts, finish_all
 from scipy.optimize import linear_sum_assignment
 
 from diarize.scoring import DEFAULT_COLLAR
@@ -55,21 +56,17 @@ def oracle_result(diarizer, analysis, annotation):
 
 
 def evaluate_set(diarizer, path: str, collar: float) -> dict:
-    """{"linked": DER parts, "oracle": DER parts} of one set."""
-    from diarize.data.kaldi import load_diarization_set, recording_audio
+    """{"linked": DER parts, "oracle": DER parts} of one set (analysed once)."""
+    from diarize.data.kaldi import load_diarization_set
     from diarize.scoring import score
 
     data = load_diarization_set(path)
     refs = {rec.id: rec.annotation for rec in data}
-    linked, oracle = {}, {}
-    for rec in data:
-        with recording_audio(rec) as audio:
-            analysis = diarizer.analyse(audio, uri=rec.id)
-        linked[rec.id] = diarizer.finish(analysis).annotation
-        oracle[rec.id] = oracle_result(diarizer, analysis, rec.annotation).annotation
+    analyses, _ = analyse_all(diarizer, data)
+    oracle = {uri: oracle_result(diarizer, a, refs[uri]).annotation for uri, a in analyses.items()}
     return {
-        name: score(refs, hyps, None, collar).total.percentages()
-        for name, hyps in (("linked", linked), ("oracle", oracle))
+        "linked": finish_all(diarizer, analyses, data, collar),
+        "oracle": score(refs, oracle, None, collar).total.percentages(),
     }
 
 
@@ -88,8 +85,7 @@ def main() -> int:
     for path in args.data:
         results[path] = evaluate_set(diarizer, path, args.collar)
         for name, r in results[path].items():
-            print(f"{path} {name:7s} DER {r['der']:6.2f}  (miss {r['missed']:.2f} "
-                  f"fa {r['false_alarm']:.2f} conf {r['confusion']:.2f})", flush=True)  # fmt: skip
+            print(f"{path} {name:7s} {der_parts(r)}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0
