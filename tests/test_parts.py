@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_linking_embeddings import SPF, SR, OwnerEmbedding, position_wave
+from test_linking_embeddings import SPF, SR, OwnerEmbedding, conversation, position_wave, windows_of
 
 from diarize.config import LinkConfig
 from diarize.inference import FrameGrid, Window, WindowOutput, window_starts
@@ -56,6 +56,23 @@ def test_the_embedder_keeps_each_part_of_each_local_speaker():
             unit = out.part_sums[0, p] / np.linalg.norm(out.part_sums[0, p])
             assert unit.tolist() == np.eye(3)[speaker].tolist()
         assert not out.part_seconds[1].any()  # speaker 2 never talks
+
+
+@pytest.mark.parametrize(("frames", "hop"), [(730, 100), (655, 50)])
+def test_the_parts_hold_every_piece_each_local_speaker_was_embedded_from(frames, hop):
+    truth = conversation(frames, 3, seed=1)
+    windows, outputs, _ = windows_of(truth, 200, hop)
+    embedder = PretrainedEmbedder(OwnerEmbedding(truth), FrameGrid(0.1, SR, SPF, frames, 200, hop))
+    embedder.add(windows, outputs)
+    for w, out in enumerate(embedder.finish(outputs)):
+        assert out.part_starts[0] == 0 and (np.diff(out.part_starts) > 0).all()
+        for k in range(out.probs.shape[1]):
+            seconds = embedder.samples.get((w, k), 0) / SR
+            assert out.part_seconds[k].sum() == pytest.approx(seconds)
+            if seconds:
+                np.testing.assert_allclose(
+                    out.part_sums[k].sum(0), embedder.sums[(w, k)], rtol=1e-5
+                )
 
 
 def test_a_local_speaker_mixing_two_persons_is_cut_between_them():

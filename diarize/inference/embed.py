@@ -28,7 +28,7 @@ import dataclasses
 
 import numpy as np
 
-from diarize.inference.local import WindowOutput
+from diarize.inference.local import WindowOutput, part_starts
 from diarize.inference.windows import FrameGrid, Window
 
 Node = tuple[int, int]  # (window index, local speaker index)
@@ -64,7 +64,6 @@ class PretrainedEmbedder:
         # the same per span (node, first frame of the span): a local speaker's parts
         self.part_sums: dict[tuple[Node, int], np.ndarray] = {}
         self.part_samples: dict[tuple[Node, int], int] = {}
-        self.span_starts: dict[int, set[int]] = {}  # window index: first frames of its spans
 
     def add(self, windows: list[Window], outputs: list[WindowOutput]) -> None:
         """The next windows of the recording and their local analysis."""
@@ -109,7 +108,6 @@ class PretrainedEmbedder:
                     part = (node, piece.start)
                     self.part_sums[part] = self.part_sums.get(part, 0.0) + len(piece.wave) * vector
                     self.part_samples[part] = self.part_samples.get(part, 0) + len(piece.wave)
-                    self.span_starts.setdefault(node[0], set()).add(piece.start)
 
     def with_embeddings(self, w: int, out: WindowOutput) -> WindowOutput:
         """Window ``w``'s output with the embeddings of its local speakers heard alone for
@@ -127,18 +125,18 @@ class PretrainedEmbedder:
 
     def parts(self, w: int, out: WindowOutput) -> dict[str, np.ndarray]:
         """Window ``w``'s ``part_starts``, ``part_sums`` and ``part_seconds``
-        (:class:`~diarize.inference.local.WindowOutput`): its spans, from its pieces."""
+        (:class:`~diarize.inference.local.WindowOutput`): its spans are its parts (both are
+        cut where other windows start or stop, :func:`~diarize.inference.local.part_starts`)."""
         speakers = out.probs.shape[1]
-        starts = sorted(self.span_starts.get(w, set()) | {out.start})
+        starts = part_starts(out.start, len(out.probs), self.grid)
         sums = np.zeros((speakers, len(starts), self.model.dim), dtype=np.float32)
         seconds = np.zeros((speakers, len(starts)), dtype=np.float32)
-        for p, start in enumerate(starts):
+        for p, start in enumerate((out.start + starts).tolist()):
             for k in range(speakers):
                 if ((w, k), start) in self.part_samples:
                     sums[k, p] = self.part_sums[((w, k), start)]
                     seconds[k, p] = self.part_samples[((w, k), start)] / self.model.sample_rate
-        part_starts = np.array(starts, dtype=np.int64) - out.start
-        return {"part_starts": part_starts, "part_sums": sums, "part_seconds": seconds}
+        return {"part_starts": starts, "part_sums": sums, "part_seconds": seconds}
 
 
 def span_pieces(
