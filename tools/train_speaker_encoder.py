@@ -15,6 +15,13 @@ embedding of the segment nearest each crop: loss = AAM + W x (1 - cosine). ``--u
 DIR[,DIR]``: diarization sets (wav.scp + rttm) whose stretches of one speaker alone (who it
 is is not used) add ``batch / 4`` crops a step under the distillation loss only.
 
+Local speakers (``--local-speakers FILE[,FILE]``, from tools/harvest_local_speakers.py): what
+a diarization model's windows hold of each person, labelled by the reference speaker most
+active on it; ``batch x --local-fraction`` crops of them a step join the angular-margin loss
+under their label's class (items of other speakers, or purer than ``--min-purity`` not,
+are left out). Linking embeds exactly such stretches: short, noisy, with other persons'
+leftovers.
+
     python tools/train_speaker_encoder.py data/corpus exp/speaker/encoder.pt \
         --persons data/corpus/persons_train --steps 1500
     python tools/train_speaker_encoder.py data/corpus exp/speaker/distilled.pt \
@@ -71,6 +78,16 @@ class Distill:
     labelled: list[Targets]
     frames: list[np.ndarray]
     unlabelled: list[Targets]
+
+
+@dataclass(frozen=True)
+class Local:
+    """Labelled local speakers: their encoder input (10 ms frames, inputs) and class, and
+    how many of them a batch of ``batch`` corpus crops takes per corpus crop."""
+
+    frames: list[np.ndarray]
+    labels: np.ndarray
+    fraction: float
 
 
 def augment(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -202,18 +219,32 @@ def distill_batch(distill: Distill, frames, pick, centres, rng, batch, length):
     return xu, torch.cat([target, nearest_targets(distill.unlabelled, pick_u, centres_u, lengths)])
 
 
-def step_loss(encoder, head, projection, distill, frames, labels, rng, batch) -> dict:
+def local_batch(local: Local | None, rng, batch: int, length: int):
+    """Crops (n, length, inputs) of ``batch x local.fraction`` local speakers and their
+    classes (n,); none without local speakers."""
+    n = 0 if local is None else max(1, round(batch * local.fraction))
+    if n == 0:
+        return None, torch.zeros(0, dtype=torch.long)
+    x, pick, _ = crops(local.frames, rng, n, length)
+    return x, torch.from_numpy(local.labels[pick])
+
+
+def step_loss(encoder, head, projection, distill, frames, labels, rng, batch, local=None) -> dict:
     """One batch's losses: {"loss", "aam", "accuracy", "cosine" (to the teacher, if any)}."""
     length = int(rng.integers(MIN_FRAMES, MAX_FRAMES + 1))
     x, pick, centres = crops(frames, rng, batch, length)
-    y = torch.from_numpy(labels[pick])
+    xl, yl = local_batch(local, rng, batch, length)
+    y = torch.cat([torch.from_numpy(labels[pick]), yl])
+    x = x if xl is None else torch.cat([x, xl])
+    classed = len(y)  # corpus crops, then local speakers
     if distill is None:
         aam, accuracy = head(encoder(x), y)
         return {"loss": aam, "aam": aam, "accuracy": accuracy}
     xu, target = distill_batch(distill, frames, pick, centres, rng, batch, length)
-    emb = encoder(torch.cat([x, xu]))  # (batch + unlabelled, embedding)
-    aam, accuracy = head(emb[:batch], y)
-    cosine = nn.functional.cosine_similarity(projection(emb), target, dim=1).mean()
+    emb = encoder(torch.cat([x, xu]))  # (classed + unlabelled, embedding)
+    aam, accuracy = head(emb[:classed], y)
+    taught = torch.cat([emb[:batch], emb[classed:]])  # the crops with teacher targets
+    cosine = nn.functional.cosine_similarity(projection(taught), target, dim=1).mean()
     loss = aam + distill.weight * (1 - cosine)
     return {"loss": loss, "aam": aam, "accuracy": accuracy, "cosine": cosine}
 
@@ -221,10 +252,10 @@ def step_loss(encoder, head, projection, distill, frames, labels, rng, batch) ->
 def train(
     frames, labels, classes: int, steps: int, seed: int, channels: int = SpeakerConfig.channels,
     lr: float = 2e-3, batch: int = 64, distill: Distill | None = None,
-    history: list[dict] | None = None,
+    history: list[dict] | None = None, local: Local | None = None,
 ) -> SpeakerEncoder:  # fmt: skip
-    """AAM-softmax training (plus distillation with ``distill``); ``history``, if given,
-    gets each step's losses as floats."""
+    """AAM-softmax training (plus distillation with ``distill``, plus labelled ``local``
+    speakers); ``history``, if given, gets each step's losses as floats."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     config = SpeakerConfig(inputs=frames[0].shape[1], channels=channels)
@@ -245,7 +276,7 @@ def train(
     for step in range(steps):
         for group in opt.param_groups:
             group["lr"] = lr * cosine_schedule(step, steps)
-        losses = step_loss(encoder, head, projection, distill, frames, labels, rng, batch)
+        losses = step_loss(encoder, head, projection, distill, frames, labels, rng, batch, local)
         opt.zero_grad()
         losses["loss"].backward()
         opt.step()
@@ -275,6 +306,12 @@ def parser() -> argparse.ArgumentParser:
                    help="stretches of one speaker alone taken from them, at most")  # fmt: skip
     p.add_argument("--teacher-segments", type=int, default=2,
                    help="teacher segments (2 s) per utterance or stretch, at most")  # fmt: skip
+    p.add_argument("--local-speakers", metavar="FILE[,FILE]",
+                   help="labelled local speakers (tools/harvest_local_speakers.py)")  # fmt: skip
+    p.add_argument("--local-fraction", type=float, default=0.5,
+                   help="local-speaker crops per corpus crop in a batch")  # fmt: skip
+    p.add_argument("--min-purity", type=float, default=0.0,
+                   help="local speakers less pure than this are left out")  # fmt: skip
     return p
 
 
@@ -286,6 +323,11 @@ def check_options(args: argparse.Namespace) -> None:
         raise DiarizeError("--teacher and --distill-weight above 0 go together")
     if args.unlabelled and args.teacher is None:
         raise DiarizeError("--unlabelled needs --teacher (its speech has no classes)")
+    if args.local_fraction <= 0 or not 0 <= args.min_purity <= 1:
+        raise DiarizeError(
+            f"--local-fraction must be above 0 and --min-purity within [0, 1], got "
+            f"{args.local_fraction} and {args.min_purity}"
+        )
     if args.teacher_segments < 1 or args.unlabelled_max < 1:
         raise DiarizeError(
             f"--teacher-segments and --unlabelled-max must be 1 or more, got "
@@ -302,6 +344,28 @@ def unlabelled_data(args, rng, teacher) -> tuple[list[np.ndarray], list[Targets]
     seconds = sum(d for _, _, d in stretches)
     print(f"{args.unlabelled}: {len(stretches)} stretches, {seconds / 3600:.2f} h", flush=True)
     return frames, targets
+
+
+def local_speakers(args, names: list[str]) -> Local | None:
+    """The --local-speakers items whose label is a class of ``names`` and pure enough."""
+    if not args.local_speakers:
+        return None
+    index = {name: c for c, name in enumerate(names)}
+    frames, labels = [], []
+    for path in args.local_speakers.split(","):
+        try:
+            items = np.load(path)
+        except (OSError, ValueError) as e:
+            raise DiarizeError(f"{path}: not a local-speaker file ({e})") from None
+        offsets, all_frames = items["offsets"], items["frames"]
+        for i, (label, purity) in enumerate(zip(items["labels"], items["purity"], strict=True)):
+            if str(label) in index and purity >= args.min_purity:
+                frames.append(all_frames[offsets[i] : offsets[i + 1]])
+                labels.append(index[str(label)])
+    if not frames:
+        raise DiarizeError(f"{args.local_speakers}: no local speaker of a training class")
+    print(f"{args.local_speakers}: {len(frames)} local speakers", flush=True)
+    return Local(frames, np.array(labels), args.local_fraction)
 
 
 def main() -> int:
@@ -325,10 +389,12 @@ def main() -> int:
         distill = Distill(args.distill_weight, targets, *unlabelled_data(args, rng, teacher))
         segments = sum(len(t.starts) for t in targets + distill.unlabelled)
         print(f"{segments} teacher segments; data ready in {time.time() - start:.0f} s")
-    encoder = train(
-        frames, labels, len(names), args.steps, args.seed, args.channels, distill=distill
-    )
+    local = local_speakers(args, names)
+    encoder = train(frames, labels, len(names), args.steps, args.seed, args.channels,
+                    distill=distill, local=local)  # fmt: skip
     extra = {"teacher": str(args.teacher), "distill_weight": args.distill_weight} if teacher else {}  # fmt: skip
+    if local is not None:
+        extra |= {"local_speakers": args.local_speakers, "local_fraction": args.local_fraction}
     save_speaker_encoder(args.out, encoder, classes=names, steps=args.steps, **extra)
     print(f"{args.out}: {len(names)} classes, {len(frames)} utterances, {args.steps} steps")
     return 0
