@@ -129,3 +129,19 @@ def test_local_crops_join_the_angular_margin_loss_with_their_classes():
 def test_local_speaker_options_are_checked(extra, message):
     with pytest.raises(DiarizeError, match=message):
         trainer.check_options(trainer.parser().parse_args(["corpus", "out.pt", *extra]))
+
+
+def test_equal_error_rate_of_same_recording_pairs():
+    spec = importlib.util.spec_from_file_location("local_speaker_eer", TOOLS.parent / "bench" / "local_speaker_eer.py")  # fmt: skip
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.equal_error_rate(np.array([0.9, 0.8]), np.array([0.1, 0.2, 0.3])) == 0.0
+    assert bench.equal_error_rate(np.array([0.1, 0.2]), np.array([0.8, 0.9])) == 1.0
+    assert bench.equal_error_rate(np.array([0.9, 0.4]), np.array([0.5, 0.1])) == 0.5
+    # two recordings: pairs are only made within each one
+    emb = np.eye(3)[[0, 0, 1, 0, 2]]
+    labels = np.array(["a", "a", "b", "a", "c"])
+    recordings = np.array(["r1", "r1", "r1", "r2", "r2"])
+    same, other = bench.pair_scores(emb, labels, recordings, np.ones(5, bool))
+    np.testing.assert_array_equal(same, [1.0])
+    np.testing.assert_array_equal(np.sort(other), [0.0, 0.0, 0.0])

@@ -18,9 +18,9 @@ is is not used) add ``batch / 4`` crops a step under the distillation loss only.
 Local speakers (``--local-speakers FILE[,FILE]``, from tools/harvest_local_speakers.py): what
 a diarization model's windows hold of each person, labelled by the reference speaker most
 active on it; ``batch x --local-fraction`` crops of them a step join the angular-margin loss
-under their label's class (items of other speakers, or purer than ``--min-purity`` not,
-are left out). Linking embeds exactly such stretches: short, noisy, with other persons'
-leftovers.
+under their label's class (items labelled with a speaker who is not a class, or less pure
+than ``--min-purity``, are left out). Linking embeds exactly such stretches: short, noisy,
+with other persons' leftovers.
 
     python tools/train_speaker_encoder.py data/corpus exp/speaker/encoder.pt \
         --persons data/corpus/persons_train --steps 1500
@@ -83,7 +83,7 @@ class Distill:
 @dataclass(frozen=True)
 class Local:
     """Labelled local speakers: their encoder input (10 ms frames, inputs) and class, and
-    how many of them a batch of ``batch`` corpus crops takes per corpus crop."""
+    how many local crops a batch takes per corpus crop."""
 
     frames: list[np.ndarray]
     labels: np.ndarray
