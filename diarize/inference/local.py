@@ -13,6 +13,7 @@ into one column per voice (:func:`split_voices`).
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -297,7 +298,9 @@ def embed(encoder, frames: np.ndarray, alone: np.ndarray, heard: np.ndarray) -> 
 def part_starts(start: int, frames: int, grid: FrameGrid) -> np.ndarray:
     """First frames (window-relative, from 0) of the parts of the window of ``frames``
     frames at ``start``: it is cut where the grid's other windows start or stop."""
-    starts = np.array(grid.starts)
+    every = grid.starts  # sorted: only windows starting within a window of this one count
+    lo, hi = bisect.bisect_right(every, start - grid.window), bisect.bisect_left(every, start + frames)  # fmt: skip
+    starts = np.array(every[lo:hi], dtype=np.int64)
     bounds = np.concatenate([starts, starts + grid.window]) - start
     inside = bounds[(bounds > 0) & (bounds < frames)]
     return np.unique(np.concatenate([[0], inside])).astype(np.int64)

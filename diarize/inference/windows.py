@@ -9,6 +9,7 @@ grow with the recording) or from a waveform in memory (any rate, any channels).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,9 +43,10 @@ class FrameGrid:
     window: int  # frames per window
     hop: int  # frames between window starts
 
-    @property
+    @functools.cached_property
     def starts(self) -> list[int]:
-        """First frame of each window (none for a recording without a whole frame)."""
+        """First frame of each window (none for a recording without a whole frame); made
+        once per grid (every window's parts look their neighbours up in it)."""
         return window_starts(self.num_frames, self.window, self.hop) if self.num_frames else []
 
 
