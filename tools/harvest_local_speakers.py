@@ -33,13 +33,15 @@ def recording_items(analysis, annotation, min_frames: int):
 
     grid = analysis.grid
     names = sorted(annotation.labels())
+    if not names:
+        return []
     reference = frame_labels(annotation, grid.num_frames, grid.frame_shift, names)
     items = []
     for win in analysis.windows:
         ref = reference[win.start : win.stop]  # (frames, reference speakers)
         for k in range(win.alone.shape[1]):
             frames = np.flatnonzero(win.alone[: len(ref), k])
-            if len(frames) < min_frames or not names:
+            if len(frames) < min_frames:
                 continue
             held = ref[frames].sum(0)  # frames of it each reference speaker is active on
             best = int(np.argmax(held))
@@ -51,11 +53,11 @@ def encoder_input(path: str, grid) -> np.ndarray:
     """The speaker encoder's input of the recording per model frame: (frames, 10 ms frames
     per model frame, SPEAKER_MELS + 2)."""
     from diarize.audio import load_audio
-    from diarize.features.voice import voice_and_speaker_frames
+    from diarize.features.voice import speaker_frames
 
     wave = load_audio(path, grid.sample_rate)
-    _, speaker = voice_and_speaker_frames(wave, grid.samples_per_frame, grid.sample_rate)
     frames = len(wave) // grid.samples_per_frame
+    speaker = speaker_frames(wave[: frames * grid.samples_per_frame], grid.sample_rate)
     return speaker.reshape(frames, -1, speaker.shape[1])
 
 
