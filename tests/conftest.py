@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,6 +64,20 @@ def one_thread():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def load_script(relative: str):
+    """The module of a script outside the package (``tools/NAME.py``, ``bench/NAME.py``),
+    by its path from the repository root; registered in ``sys.modules`` under its stem
+    before it runs, since dataclasses look their module up."""
+    path = REPOSITORY / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = sys.modules[path.stem] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def write_synthetic_set(root, num_recordings: int = 4, seconds: float = 12.0, seed: int = 0):

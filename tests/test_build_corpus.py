@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-_PATH = Path(__file__).resolve().parents[1] / "tools" / "build_corpus.py"
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def bc():
-    spec = importlib.util.spec_from_file_location("build_corpus", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["build_corpus"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/build_corpus.py")
 
 
 def test_sentences_are_varied_and_deterministic(bc):

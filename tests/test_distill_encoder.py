@@ -4,7 +4,6 @@ loss pulling the student towards the teacher, and the options' errors."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import load_script
 
 from diarize.checkpoint import SPEAKER_FORMAT, load_checkpoint
 from diarize.embeddings import load_embedding
@@ -21,9 +21,7 @@ from diarize.utils import DiarizeError
 
 SR = 16000
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
-spec = importlib.util.spec_from_file_location("train_speaker_encoder", TOOLS / "train_speaker_encoder.py")  # fmt: skip
-tool = sys.modules["train_speaker_encoder"] = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(tool)  # registered first: its dataclasses look their module up
+tool = load_script("tools/train_speaker_encoder.py")
 
 
 def hum(f0: float, seconds: float, seed: int) -> np.ndarray:

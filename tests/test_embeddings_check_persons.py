@@ -3,21 +3,14 @@ inputs (the real-voice run is in test_embeddings_pretrained.py)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import soundfile as sf
 import torch
+from conftest import load_script
 
 from diarize.data.kaldi import Utterance
 
-TOOL = Path(__file__).parents[1] / "tools" / "check_persons.py"
-spec = importlib.util.spec_from_file_location("check_persons", TOOL)
-check_persons = importlib.util.module_from_spec(spec)
-sys.modules["check_persons"] = check_persons  # dataclasses look their module up
-spec.loader.exec_module(check_persons)
+check_persons = load_script("tools/check_persons.py")
 
 
 def test_segments_cut_the_joined_clips(tmp_path):

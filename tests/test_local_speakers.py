@@ -4,7 +4,6 @@ tools/train_speaker_encoder.py --local-speakers puts them into the angular-margi
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import write_synthetic_set
+from conftest import load_script, write_synthetic_set
 from pyannote.core import Annotation, Segment
 
 from diarize.inference.local import WindowOutput
@@ -23,15 +22,8 @@ from diarize.utils import DiarizeError
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
-    module = sys.modules[name] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # registered first: its dataclasses look their module up
-    return module
-
-
-harvest = load_tool("harvest_local_speakers")
-trainer = load_tool("train_speaker_encoder")
+harvest = load_script("tools/harvest_local_speakers.py")
+trainer = load_script("tools/train_speaker_encoder.py")
 
 
 def test_local_speakers_take_the_reference_speaker_most_active_on_their_frames_alone():
@@ -132,9 +124,7 @@ def test_local_speaker_options_are_checked(extra, message):
 
 
 def test_equal_error_rate_of_same_recording_pairs():
-    spec = importlib.util.spec_from_file_location("local_speaker_eer", TOOLS.parent / "bench" / "local_speaker_eer.py")  # fmt: skip
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench/local_speaker_eer.py")
     assert bench.equal_error_rate(np.array([0.9, 0.8]), np.array([0.1, 0.2, 0.3])) == 0.0
     assert bench.equal_error_rate(np.array([0.1, 0.2]), np.array([0.8, 0.9])) == 1.0
     assert bench.equal_error_rate(np.array([0.9, 0.4]), np.array([0.5, 0.1])) == 0.5

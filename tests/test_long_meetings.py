@@ -1,21 +1,14 @@
 """bench/long_meetings.py's helpers: where a meeting is cut into short files, and the
 reference of each piece; the linking settings it sweeps."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+from conftest import load_script
 from pyannote.core import Annotation, Segment
-
-SCRIPT = Path(__file__).parents[1] / "bench" / "long_meetings.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("long_meetings", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench/long_meetings.py")
 
 
 def turns(*spans) -> Annotation:

