@@ -189,3 +189,33 @@ def test_lstm_final_state_equals_packed_lstm():
     (g,) = torch.autograd.grad(h.sum() + c.sum(), x)
     torch.testing.assert_close(g, g_ref, atol=1e-6, rtol=1e-5)
     assert g[1, 7:].abs().max() == 0  # frames past an item's length do not matter
+
+
+def test_deepen_computes_the_same_function_then_trains_its_new_layers():
+    from diarize.models import deepen
+
+    model = tiny_model(seed=3, n_layers=2).eval()
+    # the residual branches of a random layer are not zero: make the check mean something
+    wave = noise(1, 40 * FRAME, seed=4)
+    grown = deepen(model, 5).eval()
+    assert len(grown.encoder.layers) == 5 and grown.config.n_layers == 5
+    torch.testing.assert_close(
+        grown.encode(wave, torch.tensor([40 * FRAME]))[0],
+        model.encode(wave, torch.tensor([40 * FRAME]))[0],
+        rtol=0,
+        atol=1e-6,
+    )
+    # the originals keep their positions 0 and 2 (5 / 2 rounded); the rest start as identities
+    for position, layer in enumerate(grown.encoder.layers):
+        zero = bool(
+            (layer.linear2.weight == 0).all() and (layer.self_attn.out_proj.weight == 0).all()
+        )
+        assert zero == (position not in (0, 2)), position
+    assert grown.encoder.layers[0] is not model.encoder.layers[0]  # a copy, not shared
+    # one training step moves an inserted layer's zeroed projection
+    grown.train()
+    out = grown(wave, torch.tensor([40 * FRAME]), torch.tensor([1]))
+    out["logits"].sum().backward()
+    assert grown.encoder.layers[1].linear2.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="fewer"):
+        deepen(model, 1)

@@ -128,3 +128,27 @@ def test_export_model_strips_training_state_and_stores_infer_settings(tmp_path):
     assert (cfg.infer.median, cfg.infer.threshold) == (7, 0.6)
     for key, value in model.state_dict().items():
         torch.testing.assert_close(loaded.state_dict()[key], value.half().float())
+
+
+def test_grow_model_writes_a_deeper_checkpoint_that_trains_from_init(tmp_path):
+    from diarize.checkpoint import build_model, load_model, save_checkpoint
+    from diarize.config import load_config
+    from diarize.train import _load_init
+
+    config = load_config(
+        None, {"model": {"d_model": 16, "n_layers": 1, "n_heads": 2, "ff_dim": 32}}
+    )
+    save_checkpoint(tmp_path / "small.pt", build_model(config), config)
+    tool = [sys.executable, str(TOOLS / "grow_model.py"), str(tmp_path / "small.pt")]
+    proc = subprocess.run(tool + [str(tmp_path / "deep.pt"), "--layers", "3"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "1 -> 3 layers" in proc.stdout and "difference 0.00e+00" in proc.stdout
+    deep, deep_config = load_model(tmp_path / "deep.pt")
+    assert deep_config.model.n_layers == 3 and len(deep.encoder.layers) == 3
+    # what `diarize train --init deep.pt --set model.n_layers=3` checks and loads
+    _load_init(build_model(deep_config), str(tmp_path / "deep.pt"), deep_config)
+    proc = subprocess.run(tool + [str(tmp_path / "x.pt"), "--layers", "0"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "fewer" in proc.stderr
+    assert not (tmp_path / "x.pt").exists()

@@ -17,7 +17,9 @@ attractors for end-to-end neural diarization").
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Iterator
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -144,6 +146,33 @@ class EendEda(nn.Module):
             )  # (frames_i, speakers_i)
             out.append((probs, att))
         return out
+
+
+def deepen(model: EendEda, n_layers: int) -> EendEda:
+    """A copy of ``model`` with ``n_layers`` Transformer layers that computes the same
+    function (growth that keeps what was learnt, as Net2Net does for depth): the original
+    layers keep their order and weights, spread evenly among the new ones; each new layer
+    copies the layer before it with its two residual branches' output projections
+    (attention ``out_proj``, feed-forward ``linear2``) zeroed, so a pre-LN layer passes its
+    input through unchanged until training moves it."""
+    old = len(model.encoder.layers)
+    if n_layers < old:
+        raise ValueError(f"deepen: {n_layers} layers is fewer than the model's {old}")
+    keep = {round(i * n_layers / old): i for i in range(old)}  # new position -> old layer
+    layers, source = [], 0
+    for position in range(n_layers):
+        source = keep.get(position, source)
+        layer = copy.deepcopy(model.encoder.layers[source])
+        if position not in keep:
+            for proj in (layer.self_attn.out_proj, layer.linear2):
+                nn.init.zeros_(proj.weight)
+                nn.init.zeros_(proj.bias)
+        layers.append(layer)
+    grown = copy.deepcopy(model)
+    grown.config = replace(model.config, n_layers=n_layers)
+    grown.encoder.layers = nn.ModuleList(layers)
+    grown.encoder.num_layers = n_layers
+    return grown
 
 
 class EncoderDecoderAttractor(nn.Module):
