@@ -40,7 +40,7 @@ def main() -> int:
         grown = deepen(model, args.layers)
     except ValueError as e:
         raise DiarizeError(f"{args.src}: {e}") from None
-    config = replace(config, model=replace(config.model, n_layers=args.layers))
+    config = replace(config, model=grown.config)
     save_checkpoint(args.dst, grown, config)
     params = sum(t.numel() for t in grown.parameters())
     print(

@@ -158,17 +158,19 @@ def deepen(model: EendEda, n_layers: int) -> EendEda:
     old = len(model.encoder.layers)
     if n_layers < old:
         raise ValueError(f"deepen: {n_layers} layers is fewer than the model's {old}")
+    grown = copy.deepcopy(model)
     keep = {round(i * n_layers / old): i for i in range(old)}  # new position -> old layer
     layers, source = [], 0
     for position in range(n_layers):
-        source = keep.get(position, source)
-        layer = copy.deepcopy(model.encoder.layers[source])
-        if position not in keep:
-            for proj in (layer.self_attn.out_proj, layer.linear2):
-                nn.init.zeros_(proj.weight)
-                nn.init.zeros_(proj.bias)
+        if position in keep:
+            source = keep[position]
+            layers.append(grown.encoder.layers[source])  # already a copy
+            continue
+        layer = copy.deepcopy(grown.encoder.layers[source])
+        for proj in (layer.self_attn.out_proj, layer.linear2):
+            nn.init.zeros_(proj.weight)
+            nn.init.zeros_(proj.bias)
         layers.append(layer)
-    grown = copy.deepcopy(model)
     grown.config = replace(model.config, n_layers=n_layers)
     grown.encoder.layers = nn.ModuleList(layers)
     grown.encoder.num_layers = n_layers
